@@ -1,0 +1,41 @@
+# Every target installs into .venv/ first when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install train test test-slow test-gpu tensorboard clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## train the default model (DCGAN, 1500 GAN iterations) on the CPU; extra overrides: make train ARGS="model=mlp"
+train: $(STAMP)
+	$(PY) -m gan.train $(ARGS)
+
+## the quick test suite
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+## the slow tests (full recipes, sweeps)
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+## tests that need a CUDA GPU (skip cleanly without one)
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m gpu $(ARGS)
+
+## TensorBoard over every run under outputs/
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir outputs --port 6006
+
+## remove run outputs and caches (keeps .venv; `rm -rf .venv` for a fresh install)
+clean:
+	rm -rf outputs .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,177 @@
+"""Callbacks that work on the GAN iteration axis: sample grids, checkpoints, the progress bar.
+
+All of them read ``pl_module.iteration`` (completed GAN iterations), never Lightning's
+``global_step``, which counts optimizer steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from gan.files import write_atomically
+from gan.images import to_unit_range
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, z: Tensor) -> Tensor:
+    """G(z) with G in eval mode (BatchNorm uses its running statistics), restoring its mode after."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        return generator(z)
+    finally:
+        generator.train(was_training)
+
+
+def real_vs_generated(real: Tensor, fake: Tensor, nrow: int = 8) -> Tensor:
+    """A grid whose top half is real images and bottom half generated ones, both in [0, 1]."""
+    k = min(len(real), len(fake)) // nrow * nrow
+    if k == 0:
+        raise ValueError(f"need at least {nrow} real and {nrow} generated images for a grid")
+    half = min(k, nrow * 4)
+    return make_grid(torch.cat([real[:half], fake[:half]]), nrow=nrow, padding=2, pad_value=1.0)
+
+
+class SampleGrids(Callback):
+    """Every ``every`` GAN iterations (and at the end) draw two grids on the iteration axis.
+
+    ``samples/fixed_noise``: G(fixed noise), the same noise every time, so grids compare over time.
+    ``samples/real_vs_generated``: the current real batch on top, generated images below.
+    Each goes to every logger that takes images (TensorBoard) and, as PNG, into ``dirpath``.
+    """
+
+    def __init__(self, every: int = 200, dirpath: str | None = None, nrow: int = 8) -> None:
+        if every < 1:
+            raise ValueError(f"sample_every must be >= 1, got {every}")
+        self.every = int(every)
+        self.dirpath = Path(dirpath) if dirpath else None
+        self.nrow = nrow
+        self.last_drawn: int | None = None
+        self._last_real: Tensor | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if pl_module.iteration % self.every == 0 or pl_module.iteration == 1:
+            self.draw(trainer, pl_module, batch[0] if isinstance(batch, (list, tuple)) else batch)
+        elif trainer.should_stop:
+            self._last_real = (batch[0] if isinstance(batch, (list, tuple)) else batch)[: 4 * self.nrow].detach()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.last_drawn != pl_module.iteration and self._last_real is not None:
+            self.draw(trainer, pl_module, self._last_real)
+
+    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, real: Tensor) -> None:
+        self._last_real = real[: 4 * self.nrow].detach()
+        self.last_drawn = pl_module.iteration
+        if not trainer.is_global_zero:
+            return
+        fake = to_unit_range(generate(pl_module.generator, pl_module.fixed_noise), pl_module.value_range).cpu()
+        real01 = to_unit_range(self._last_real, pl_module.value_range).cpu()
+        grids = {
+            "fixed_noise": make_grid(fake, nrow=self.nrow, padding=2, pad_value=1.0),
+            "real_vs_generated": real_vs_generated(real01, fake, self.nrow),
+        }
+        for name, grid in grids.items():
+            for logger in trainer.loggers:
+                add_image = getattr(getattr(logger, "experiment", None), "add_image", None)
+                if callable(add_image):
+                    add_image(f"samples/{name}", grid, global_step=pl_module.iteration)
+            if self.dirpath is not None:
+                write_atomically(self.dirpath / f"{name}.png", lambda p, g=grid: save_image(g, p))
+
+
+class IterationCheckpoint(Callback):
+    """Writes ``<dirpath>/last.ckpt`` every ``every`` GAN iterations and when training ends.
+
+    Each write goes to a temporary file that is then renamed, so ``last.ckpt`` is always a
+    complete checkpoint, whatever moment the process dies at.
+    """
+
+    def __init__(self, dirpath: str, every: int = 500, filename: str = "last.ckpt") -> None:
+        if every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        self.dirpath = Path(dirpath)
+        self.every = int(every)
+        self.filename = filename
+        self.last_saved: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / self.filename
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if pl_module.iteration % self.every == 0:
+            self.save(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.last_saved != pl_module.iteration:
+            self.save(trainer, pl_module)
+
+    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+        tmp = self.dirpath / f".{self.filename}.tmp"
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            tmp.replace(self.path)
+        trainer.strategy.barrier("gan-checkpoint")
+        self.last_saved = pl_module.iteration
+
+
+class IterationProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, counting GAN iterations against the ``iterations`` budget.
+
+    Without a budget (training by ``trainer.max_epochs``) it behaves as Lightning's per-epoch bar.
+    The postfix shows the latest averaged D and G losses.
+    """
+
+    def __init__(self, refresh_rate: int = 10, **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+
+    @staticmethod
+    def _budget(pl_module: pl.LightningModule) -> int | None:
+        return getattr(pl_module, "max_iterations", None)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        budget = self._budget(pl_module)
+        if budget is not None:
+            bar = self.train_progress_bar
+            bar.reset(total=budget)
+            bar.initial = 0
+            bar.n = min(pl_module.iteration, budget)
+            bar.set_description("GAN iterations")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self._budget(trainer.lightning_module) is None:
+            super().on_train_epoch_start(trainer, *args)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        budget = self._budget(pl_module)
+        if budget is None:
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        n = pl_module.iteration
+        bar = self.train_progress_bar
+        if bar is not None and not bar.disable and self._should_update(n, convert_inf(bar.total)):
+            bar.n = n
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        scalars = getattr(pl_module, "latest_scalars", {})
+        for key in ("d_loss", "g_loss"):
+            if key in scalars:
+                metrics[key] = f"{scalars[key]:.3f}"
+        return metrics

@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` generators and discriminators; every size is a constructor argument."""

@@ -1,0 +1,80 @@
+"""The InfoGAN-style DCGAN of the cs231n assignment (Chen et al. 2016, appendix C.1 for G)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from gan.images import output_layer
+from gan.nets.init import initialize
+
+
+class InfoGANGenerator(nn.Module):
+    """FC -> BN -> FC to (base*2)x7x7 -> BN -> ConvT to base x14x14 -> BN -> ConvT to 1x28x28.
+
+    Each hidden layer is followed by ReLU then BatchNorm, as the assignment orders them.
+    """
+
+    def __init__(
+        self,
+        noise_dim: int = 96,
+        hidden: int = 1024,
+        base_channels: int = 64,
+        output_activation: str = "tanh",
+        init: str | None = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        self.start_channels = base_channels * 2
+        self.project = nn.Sequential(
+            nn.Linear(noise_dim, hidden),
+            nn.ReLU(),
+            nn.BatchNorm1d(hidden),
+            nn.Linear(hidden, self.start_channels * 7 * 7),
+            nn.ReLU(),
+            nn.BatchNorm1d(self.start_channels * 7 * 7),
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(self.start_channels, base_channels, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.BatchNorm2d(base_channels),
+            nn.ConvTranspose2d(base_channels, 1, 4, stride=2, padding=1),
+            output_layer(output_activation),
+        )
+        self.noise_dim = noise_dim
+        self.output_activation = output_activation
+        initialize(self, init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.project(z).view(z.shape[0], self.start_channels, 7, 7)
+        return self.upsample(h)
+
+
+class InfoGANDiscriminator(nn.Module):
+    """conv 5x5 -> LeakyReLU -> maxpool, twice, then FC -> LeakyReLU -> FC to one logit."""
+
+    def __init__(
+        self,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 1024,
+        negative_slope: float = 0.01,
+        init: str | None = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        first, second = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, first, 5),
+            nn.LeakyReLU(negative_slope),
+            nn.MaxPool2d(2),
+            nn.Conv2d(first, second, 5),
+            nn.LeakyReLU(negative_slope),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.classify = nn.Sequential(
+            nn.Linear(second * 4 * 4, hidden),
+            nn.LeakyReLU(negative_slope),
+            nn.Linear(hidden, 1),
+        )
+        initialize(self, init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classify(self.features(x))

@@ -1,0 +1,59 @@
+"""The vanilla fully connected GAN of the cs231n assignment (Goodfellow et al. 2014 style)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from gan.images import output_layer
+from gan.nets.init import initialize
+
+
+class MLPGenerator(nn.Module):
+    """noise -> hidden ReLU layers -> 784 pixels through ``output_activation``, as (n, 1, 28, 28)."""
+
+    def __init__(
+        self,
+        noise_dim: int = 96,
+        hidden: Sequence[int] = (1024, 1024),
+        output_activation: str = "tanh",
+        init: str | None = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = noise_dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers += [nn.Linear(width, 28 * 28), output_layer(output_activation)]
+        self.net = nn.Sequential(*layers)
+        self.noise_dim = noise_dim
+        self.output_activation = output_activation
+        initialize(self, init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(z.shape[0], 1, 28, 28)
+
+
+class MLPDiscriminator(nn.Module):
+    """(n, 1, 28, 28) images -> hidden LeakyReLU layers -> (n, 1) logits."""
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (256, 256),
+        negative_slope: float = 0.01,
+        init: str | None = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = 28 * 28
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.LeakyReLU(negative_slope)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+        initialize(self, init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

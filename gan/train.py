@@ -1,0 +1,84 @@
+"""Train a GAN: ``python -m gan.train [overrides]``; ``train(cfg)`` is the same as a function.
+
+Counts, so nothing is ambiguous:
+- ``iterations``, ``checkpoint_every``, ``sample_every``, ``log_every`` and the TensorBoard x axis
+  are GAN iterations: one batch, whatever the number of D and G updates made on it.
+- ``trainer.max_steps`` (if you set it) is Lightning's ``global_step``: optimizer steps, two or
+  more per GAN iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gan.build import build_callbacks, build_gan, build_loggers
+from gan.runs import CHECKPOINT_DIR, LAST, RunError, load_checkpoint, resolve_checkpoint, run_dir_of, write_run_files
+
+log = logging.getLogger("gan.train")
+
+
+def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
+    """Decide where the run writes; for a resume, that is the checkpoint's own run folder."""
+    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
+    if checkpoint is None:
+        existing = Path(cfg.paths.output_dir) / CHECKPOINT_DIR / LAST
+        if existing.exists():
+            raise RunError(
+                f"{Path(cfg.paths.output_dir)} already holds a run ({existing}); resume it with "
+                f"ckpt_path={existing}, or set paths.output_dir to a new folder"
+            )
+        return None, None
+    resumed_at = int(load_checkpoint(checkpoint)["gan"]["iteration"])
+    run_dir = run_dir_of(checkpoint)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(run_dir)
+    return checkpoint, resumed_at
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train from a composed config; returns the last averaged training scalars."""
+    if cfg.get("iterations") is None and cfg.trainer.get("max_epochs", -1) in (None, -1) and cfg.trainer.get("max_steps", -1) in (None, -1):
+        raise ValueError("no training budget: set iterations=N (GAN iterations) or trainer.max_epochs=N")
+    checkpoint, resumed_at = _prepare_run_dir(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.data)
+    model = build_gan(cfg)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    purge = {"purge_step": resumed_at + 1} if resumed_at is not None else {}
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg, **purge) or False)
+
+    run_dir = Path(cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        write_run_files(run_dir, cfg, resumed_at)
+    if resumed_at is not None:
+        log.info("resuming %s at GAN iteration %d", checkpoint, resumed_at)
+    log.info("run folder: %s", run_dir.resolve())
+
+    with warnings.catch_warnings():
+        # Mid-epoch resume is handled by the data module's sampler (it skips consumed batches).
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+    log.info("finished at GAN iteration %d; checkpoints in %s", model.iteration, run_dir / CHECKPOINT_DIR)
+    return {f"train/{k}": v for k, v in model.latest_scalars.items()}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else None
+
+
+if __name__ == "__main__":
+    main()
