@@ -5,10 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gan.module import GAN
+
+
+def instantiate(conf: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets our own ``ValueError`` (a bad setting) through unwrapped,
+    so the user reads one sentence about the setting rather than Hydra's wrapper around it."""
+    try:
+        return hydra_instantiate(conf, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, ValueError):
+            raise cause from None
+        raise
 
 
 def build_gan(cfg: DictConfig) -> GAN:

@@ -61,10 +61,9 @@ class SampleGrids(Callback):
         self._last_real: Tensor | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if pl_module.iteration % self.every == 0 or pl_module.iteration == 1:
+        it = pl_module.iteration
+        if it % self.every == 0 or it == 1 or trainer.should_stop:
             self.draw(trainer, pl_module, batch[0] if isinstance(batch, (list, tuple)) else batch)
-        elif trainer.should_stop:
-            self._last_real = (batch[0] if isinstance(batch, (list, tuple)) else batch)[: 4 * self.nrow].detach()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.last_drawn != pl_module.iteration and self._last_real is not None:
@@ -110,10 +109,13 @@ class IterationCheckpoint(Callback):
         return self.dirpath / self.filename
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if pl_module.iteration % self.every == 0:
+        # At the budget (should_stop) save here, mid-epoch, as the periodic saves do: a resume then
+        # continues this epoch's data order instead of Lightning starting a new epoch.
+        if pl_module.iteration % self.every == 0 or trainer.should_stop:
             self.save(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # training by epochs ends without should_stop: save the final state here
         if self.last_saved != pl_module.iteration:
             self.save(trainer, pl_module)
 

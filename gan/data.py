@@ -222,7 +222,12 @@ class MNISTDataModule(pl.LightningDataModule):
             rank, world = self.trainer.global_rank, self.trainer.world_size
         if self.sampler is None:
             self.sampler = EpochBatchSampler(len(self.train_set), self.batch_size, self.seed, self.shuffle, rank, world)
-        return DataLoader(self.train_set, sampler=self.sampler, batch_size=None, pin_memory=self.pin_memory)
+        # A generator of its own: otherwise each new epoch's iterator draws a seed from the global
+        # RNG, and a resumed run (whose RNG is restored after the first iterator exists) drifts.
+        return DataLoader(
+            self.train_set, sampler=self.sampler, batch_size=None, pin_memory=self.pin_memory,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def heldout_images(self) -> Tensor:
         """The held-out (test split) images as one float tensor in the generator's range."""

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.build import build_callbacks, build_gan, build_loggers
+from gan.build import build_callbacks, build_gan, build_loggers, instantiate
 from gan.runs import CHECKPOINT_DIR, LAST, RunError, load_checkpoint, resolve_checkpoint, run_dir_of, write_run_files
 
 log = logging.getLogger("gan.train")
@@ -68,6 +68,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # Mid-epoch resume is handled by the data module's sampler (it skips consumed batches).
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # Lightning's log_every_n_steps is for self.log, which the template does not use.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
     log.info("finished at GAN iteration %d; checkpoints in %s", model.iteration, run_dir / CHECKPOINT_DIR)
     return {f"train/{k}": v for k, v in model.latest_scalars.items()}

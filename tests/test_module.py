@@ -1,0 +1,129 @@
+"""What one GAN iteration does to each network, observed through optimizer step hooks."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import open_dict
+
+from gan.build import build_gan
+from gan.data import MNISTDataModule
+
+
+def snapshot(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def changed(before, net):
+    return any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+
+
+class StepRecorder:
+    """Records, for each optimizer step, which network it changed and D's gradients after it."""
+
+    def __init__(self, module):
+        self.module = module
+        self.events = []
+        self._before = None
+
+    def attach(self, optimizers):
+        opt_g, opt_d = optimizers
+        for name, opt in (("G", opt_g), ("D", opt_d)):
+            opt.register_step_pre_hook(lambda *_: self._pre())
+            opt.register_step_post_hook(lambda *_, n=name: self._post(n))
+
+    def _pre(self):
+        self._before = (snapshot(self.module.generator), snapshot(self.module.discriminator))
+
+    def _post(self, name):
+        g0, d0 = self._before
+        d_grads = [None if p.grad is None else p.grad.clone() for p in self.module.discriminator.parameters()]
+        self.events.append(
+            {
+                "opt": name,
+                "g_changed": changed(g0, self.module.generator),
+                "d_changed": changed(d0, self.module.discriminator),
+                "d_grads": d_grads,
+                "d_grad_max": max(g.abs().max().item() for g in d_grads if g is not None) if name == "D" else None,
+            }
+        )
+
+
+def run_one_iteration(make_cfg, mnist_root, *overrides):
+    cfg = make_cfg("model=mlp", "data.batch_size=16", "iterations=1", *overrides)
+    model = build_gan(cfg)
+    recorder = StepRecorder(model)
+    original = model.configure_optimizers
+
+    def configure():
+        opts = original()
+        recorder.attach(opts)
+        return opts
+
+    model.configure_optimizers = configure
+    dm = MNISTDataModule(str(mnist_root), batch_size=16, download=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert model.iteration == 1
+    return recorder.events
+
+
+def test_d_phase_changes_only_d_and_g_phase_only_g(make_cfg, mnist_root):
+    events = run_one_iteration(make_cfg, mnist_root)
+    assert [e["opt"] for e in events] == ["D", "G"]
+    d_step, g_step = events
+    assert d_step["d_changed"] and not d_step["g_changed"]
+    assert g_step["g_changed"] and not g_step["d_changed"]
+    # the G phase leaves D's gradients exactly as the D phase left them
+    for before, after in zip(d_step["d_grads"], g_step["d_grads"]):
+        assert before is not None and torch.equal(before, after)
+
+
+@pytest.mark.parametrize("d_steps,g_steps", [(3, 1), (1, 2), (2, 3)])
+def test_schedule_updates_each_network_the_stated_number_of_times(make_cfg, mnist_root, d_steps, g_steps):
+    events = run_one_iteration(make_cfg, mnist_root, f"model.d_steps={d_steps}", f"model.g_steps={g_steps}")
+    assert [e["opt"] for e in events] == ["D"] * d_steps + ["G"] * g_steps
+
+
+def test_simultaneous_schedule_steps_both_from_one_forward_pass(make_cfg, mnist_root):
+    events = run_one_iteration(make_cfg, mnist_root, "model.schedule=simultaneous")
+    assert [e["opt"] for e in events] == ["D", "G"]
+    assert events[0]["d_changed"] and not events[0]["g_changed"]
+    assert events[1]["g_changed"] and not events[1]["d_changed"]
+
+
+def test_gradient_clipping_by_value_bounds_d_gradients(make_cfg, mnist_root):
+    events = run_one_iteration(make_cfg, mnist_root, "model.clip_d={val: 0.001, algorithm: value}")
+    assert events[0]["d_grad_max"] <= 0.001 + 1e-9
+    unclipped = run_one_iteration(make_cfg, mnist_root)
+    assert unclipped[0]["d_grad_max"] > 0.001
+
+
+def test_gradient_clipping_by_norm_bounds_the_total_norm(make_cfg, mnist_root):
+    events = run_one_iteration(make_cfg, mnist_root, "model.clip_d={val: 0.01, algorithm: norm}")
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in events[0]["d_grads"]]))
+    assert norm.item() <= 0.01 * (1 + 1e-4)
+
+
+def test_invalid_schedule_settings_are_rejected(make_cfg):
+    cfg = make_cfg("model=mlp")
+    with open_dict(cfg):
+        cfg.model.d_steps = 0
+    with pytest.raises(ValueError, match="d_steps and model.g_steps must be >= 1"):
+        build_gan(cfg)
+    cfg = make_cfg("model=mlp", "model.schedule=simultaneous", "model.d_steps=2")
+    with pytest.raises(ValueError, match="simultaneous takes one step"):
+        build_gan(cfg)
+    cfg = make_cfg("model=mlp", "model.clip_g={val: 1.0, algorithm: sideways}")
+    with pytest.raises(ValueError, match="clip_g"):
+        build_gan(cfg)
+
+
+def test_fixed_noise_is_a_buffer_fixed_by_the_seed(make_cfg):
+    a, b = build_gan(make_cfg("model=mlp", "seed=3")), build_gan(make_cfg("model=mlp", "seed=3"))
+    assert "fixed_noise" in dict(a.named_buffers())
+    assert torch.equal(a.fixed_noise, b.fixed_noise)
+    assert a.fixed_noise.shape == (64, 96)
+    assert not torch.equal(a.fixed_noise, build_gan(make_cfg("model=mlp", "seed=4")).fixed_noise)
