@@ -187,6 +187,11 @@ class GAN(pl.LightningModule):
         means = (self._scalar_sum / self._scalar_count).tolist()
         self._scalar_sum, self._scalar_count = None, 0
         self.latest_scalars = dict(zip(SCALARS, means))
+        # callback_metrics travel back from spawned DDP workers; train() returns them
+        self.trainer.callback_metrics.update(
+            {f"train/{k}": torch.tensor(v) for k, v in self.latest_scalars.items()}
+            | {"train/iteration": torch.tensor(float(self.iteration))}
+        )
         if self.trainer.is_global_zero:
             metrics = {f"train/{k}": v for k, v in self.latest_scalars.items()}
             for logger in self.trainer.loggers:

@@ -71,8 +71,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # Lightning's log_every_n_steps is for self.log, which the template does not use.
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
-    log.info("finished at GAN iteration %d; checkpoints in %s", model.iteration, run_dir / CHECKPOINT_DIR)
-    return {f"train/{k}": v for k, v in model.latest_scalars.items()}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), run_dir / CHECKPOINT_DIR)
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -46,7 +46,8 @@ def test_short_run_writes_checkpoint_grids_and_scalars(short_run):
         assert [e.step for e in acc.Images(tag)] == [1, 3, 6]  # iteration 1, every 3, the end
     probs = [acc.Scalars(f"train/{k}")[-1].value for k in ("d_real", "d_fake", "d_acc_real", "d_acc_fake")]
     assert all(0.0 <= p <= 1.0 for p in probs)
-    assert set(metrics) == SCALAR_TAGS
+    assert set(metrics) == SCALAR_TAGS | {"train/iteration"}
+    assert metrics["train/iteration"] == 6
 
 
 def test_checkpoint_holds_iteration_fixed_noise_config_and_both_optimizers(short_run):
