@@ -34,6 +34,7 @@ def build_gan(cfg: DictConfig) -> GAN:
         max_iterations=cfg.get("iterations"),
         log_every=cfg.get("log_every", 10),
         fixed_noise_seed=cfg.get("seed") or 0,
+        on_nonfinite=cfg.get("on_nonfinite", "stop"),
         _convert_="partial",
     )
 

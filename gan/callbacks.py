@@ -120,6 +120,13 @@ class IterationCheckpoint(Callback):
             self.save(trainer, pl_module)
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
+            from gan.module import NonFiniteError
+
+            raise NonFiniteError(
+                f"the weights at GAN iteration {pl_module.iteration} are not finite: {self.path} is "
+                "left as it was (the last good checkpoint)"
+            )
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".{self.filename}.tmp"

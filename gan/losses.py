@@ -8,7 +8,8 @@ finite for a confident discriminator and is safe under mixed precision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,72 @@ def g_nonsaturating(fake_logits: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
+# The minimax game's discriminator loss is the same binary cross-entropy.
+d_minimax = d_nonsaturating
+
+
+def g_minimax(fake_logits: Tensor) -> Tensor:
+    """E[log(1 - D(G(z)))], the saturating loss G minimises in the original minimax game.
+
+    log(1 - sigmoid(l)) = -softplus(l): finite for every logit. Its gradient vanishes where D
+    confidently rejects the samples (l -> -inf), which is why the non-saturating loss exists.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+def d_least_squares(real_scores: Tensor, fake_scores: Tensor, real_label: float = 1.0) -> Tensor:
+    """LSGAN (Mao et al. 2017): 0.5 E[(D(x) - 1)^2] + 0.5 E[D(G(z))^2] on D's raw scores."""
+    return 0.5 * (real_scores - real_label).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
+
+
+def g_least_squares(fake_scores: Tensor) -> Tensor:
+    """LSGAN: 0.5 E[(D(G(z)) - 1)^2]."""
+    return 0.5 * (fake_scores - 1.0).pow(2).mean()
+
+
+def d_wasserstein(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """WGAN critic (Arjovsky et al. 2017): E[D(G(z))] - E[D(x)] (needs clipping or a penalty)."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_wasserstein(fake_scores: Tensor) -> Tensor:
+    """WGAN generator: -E[D(G(z))]."""
+    return -fake_scores.mean()
+
+
+def d_hinge(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def g_hinge(fake_scores: Tensor) -> Tensor:
+    """Hinge loss, generator side: -E[D(G(z))]."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, weight: float = 10.0) -> Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): weight * E[(||grad_x D(x_hat)||_2 - 1)^2] on random
+    interpolates x_hat between real and generated images. Builds a graph for double backprop."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = discriminator(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    norms = grad.flatten(1).norm(2, dim=1)
+    return weight * (norms - 1.0).pow(2).mean()
+
+
 class AdversarialLoss:
-    """A named pair of discriminator and generator losses of logits.
+    """A named pair of discriminator and generator losses of logits, with D's regularisers.
+
+    Args:
+        name: shown in logs.
+        discriminator: ``(real_logits, fake_logits) -> scalar``.
+        generator: ``fake_logits -> scalar``.
+        penalty: optional ``(discriminator, real, fake) -> scalar`` added to D's loss (e.g.
+            :func:`gradient_penalty`).
+        weight_clip: if set, D's parameters are clamped to [-c, c] after each D update (WGAN).
+        requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``; the
+            module checks them against its own.
 
     A plain class rather than a dataclass on purpose: Hydra would turn a dataclass instance
     passed to ``instantiate`` into a config node.
@@ -39,10 +104,18 @@ class AdversarialLoss:
         name: str,
         discriminator: Callable[[Tensor, Tensor], Tensor],
         generator: Callable[[Tensor], Tensor],
+        penalty: Callable[..., Tensor] | None = None,
+        weight_clip: float | None = None,
+        requires: Mapping[str, Any] | None = None,
     ) -> None:
+        if weight_clip is not None and not weight_clip > 0:
+            raise ValueError(f"loss.weight_clip={weight_clip}: must be a positive number or null")
         self.name = name
         self.discriminator = discriminator
         self.generator = generator
+        self.penalty = penalty
+        self.weight_clip = weight_clip
+        self.requires = dict(requires or {})
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return self.discriminator(real_logits, fake_logits)

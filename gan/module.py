@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake")
 SCHEDULES = ("alternating", "simultaneous")
+NONFINITE_POLICIES = ("stop", "skip")
 CLIP_ALGORITHMS = ("value", "norm")
 
 
@@ -44,6 +45,14 @@ class GAN(pl.LightningModule):
         schedule: ``alternating`` (D then G, each on its own forward pass) or ``simultaneous``
             (both step from the gradients of one forward pass).
         clip_d, clip_g: ``{"val": float, "algorithm": "value" | "norm"}`` or None.
+        scheduler_g, scheduler_d: partials taking the optimizer (e.g.
+            :class:`gan.schedules.InverseTimeDecay`), stepped after every update of that network.
+        reuse_fake: the G phase reuses the batch generated for the D phase instead of a second G
+            forward pass (faster; changes the algorithm's noise use, so off by default).
+        channels_last: keep conv weights and images in channels-last memory format.
+        compile: ``torch.compile`` G's and D's forward passes (state-dict keys stay the same).
+        on_nonfinite: ``stop`` (raise, naming the iteration and phase) or ``skip`` (drop that
+            update and count it in ``train/skipped_updates``) when a loss or gradient is not finite.
         max_iterations: the budget in GAN iterations (None: stop by ``trainer.max_epochs``).
         log_every: write the scalars averaged over this many iterations.
         n_fixed_noise: size of the fixed noise batch drawn for the sample grids.
@@ -63,6 +72,12 @@ class GAN(pl.LightningModule):
         schedule: str = "alternating",
         clip_d: Mapping[str, Any] | None = None,
         clip_g: Mapping[str, Any] | None = None,
+        scheduler_g: Callable[..., Any] | None = None,
+        scheduler_d: Callable[..., Any] | None = None,
+        reuse_fake: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
+        on_nonfinite: str = "stop",
         max_iterations: int | None = None,
         log_every: int = 10,
         n_fixed_noise: int = 64,
@@ -76,6 +91,14 @@ class GAN(pl.LightningModule):
             raise ValueError(f"model.d_steps and model.g_steps must be >= 1, got {d_steps} and {g_steps}")
         if schedule == "simultaneous" and (d_steps, g_steps) != (1, 1):
             raise ValueError("schedule=simultaneous takes one step of each network: set d_steps=1 and g_steps=1")
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite={on_nonfinite!r} is unknown: use one of {NONFINITE_POLICIES}")
+        for key, wanted in getattr(loss, "requires", {}).items():
+            have = {"schedule": schedule}.get(key)
+            if have != wanted:
+                raise ValueError(f"loss={loss.name} needs model.{key}={wanted}, but the model has {key}={have}")
+        if schedule == "simultaneous" and reuse_fake:
+            raise ValueError("reuse_fake applies to the alternating schedule (simultaneous already shares one pass)")
         self.generator = generator
         self.discriminator = discriminator
         self.noise = noise
@@ -84,6 +107,11 @@ class GAN(pl.LightningModule):
         self.optimizer_d_factory = optimizer_d
         self.d_steps, self.g_steps, self.schedule = int(d_steps), int(g_steps), schedule
         self.clip_d, self.clip_g = _check_clip(clip_d, "clip_d"), _check_clip(clip_g, "clip_g")
+        self.scheduler_g_factory, self.scheduler_d_factory = scheduler_g, scheduler_d
+        self.reuse_fake, self.channels_last, self.compile_nets = bool(reuse_fake), bool(channels_last), bool(compile)
+        self.on_nonfinite = on_nonfinite
+        self.skipped_updates = 0
+        self._schedulers: dict | None = None
         self.max_iterations = max_iterations
         self.log_every = int(log_every)
         self.value_range = output_range(getattr(generator, "output_activation", "tanh"))
@@ -103,11 +131,64 @@ class GAN(pl.LightningModule):
     def configure_optimizers(self):
         opt_g = self.optimizer_g_factory(self.generator.parameters())
         opt_d = self.optimizer_d_factory(self.discriminator.parameters())
-        return [opt_g, opt_d]
+        schedulers = [f(o) for f, o in ((self.scheduler_g_factory, opt_g), (self.scheduler_d_factory, opt_d)) if f is not None]
+        return ([opt_g, opt_d], schedulers) if schedulers else [opt_g, opt_d]
 
-    def _clip(self, optimizer, clip: Mapping[str, Any] | None) -> None:
+    def configure_model(self) -> None:
+        if self.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        if self.compile_nets and not getattr(self, "_compiled", False):
+            self.generator.compile()
+            self.discriminator.compile()
+            self._compiled = True
+
+    def _update(self, optimizer, loss: Tensor, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
+        """One update of ``network``: backward, clip, step (and its LR schedule), unless non-finite."""
+        optimizer.zero_grad(set_to_none=True)
+        if not self._finite(loss, phase, "loss"):
+            return
+        self.manual_backward(loss)
+        self._step(optimizer, network, clip, phase)
+
+    def _step(self, optimizer, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
         if clip is not None:
             self.clip_gradients(optimizer, gradient_clip_val=clip["val"], gradient_clip_algorithm=clip["algorithm"])
+        if self.on_nonfinite == "skip" and not self._finite(_grad_norm(network), phase, "gradient"):
+            optimizer.zero_grad(set_to_none=True)
+            return
+        optimizer.step()
+        scheduler = self._scheduler_of(phase)
+        if scheduler is not None:
+            scheduler.step()
+        if phase == "D" and self.loss.weight_clip is not None:
+            with torch.no_grad():
+                for p in network.parameters():
+                    p.clamp_(-self.loss.weight_clip, self.loss.weight_clip)
+
+    def _scheduler_of(self, phase: str):
+        """The LR scheduler of the network updated in ``phase`` ('G' or 'D'), or None."""
+        if self._schedulers is None:
+            found = self.lr_schedulers() if (self.scheduler_g_factory or self.scheduler_d_factory) else None
+            found = [] if found is None else (found if isinstance(found, list) else [found])
+            owners = [n for n, f in (("G", self.scheduler_g_factory), ("D", self.scheduler_d_factory)) if f is not None]
+            self._schedulers = dict(zip(owners, found))
+        return self._schedulers.get(phase)
+
+    def _finite(self, value: Tensor, phase: str, what: str) -> bool:
+        """True if ``value`` is finite; else stop training (default) or count a skipped update."""
+        if bool(torch.isfinite(value).all()):
+            return True
+        if self.on_nonfinite == "skip":
+            self.skipped_updates += 1
+            log.warning("non-finite %s %s at GAN iteration %d: update skipped (%d so far)",
+                        phase, what, self.iteration + 1, self.skipped_updates)
+            return False
+        raise NonFiniteError(
+            f"non-finite {phase} {what} at GAN iteration {self.iteration + 1} ({phase} phase): training "
+            "stopped and the last good checkpoint kept. Try a lower learning rate, gradient clipping "
+            f"(model.clip_{phase.lower()}={{val: 1.0, algorithm: norm}}), or on_nonfinite=skip"
+        )
 
     # ------------------------------------------------------------------ the algorithm
     def forward(self, z: Tensor) -> Tensor:
@@ -118,6 +199,8 @@ class GAN(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         if self.schedule == "simultaneous":
             stats = self._simultaneous_step(real)
         else:
@@ -136,24 +219,25 @@ class GAN(pl.LightningModule):
 
         # ---- Train Discriminator: real images towards "real", G's samples towards "fake" ----
         for _ in range(self.d_steps):
-            with torch.no_grad():
-                fake = self.generator(self.sample_noise(n))
+            if self.reuse_fake:
+                fake = self.generator(self.sample_noise(n))  # keeps its graph for the G phase
+            else:
+                with torch.no_grad():
+                    fake = self.generator(self.sample_noise(n))
             real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake)
+            fake_logits = self.discriminator(fake.detach())
             d_loss = self.loss.d_loss(real_logits, fake_logits)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            self._clip(opt_d, self.clip_d)
-            opt_d.step()
+            if self.loss.penalty is not None:
+                d_loss = d_loss + self.loss.penalty(self.discriminator, real, fake)
+            self._update(opt_d, d_loss, self.discriminator, self.clip_d, "D")
 
-        # ---- Train Generator: make D call fresh samples real; D's parameters stay frozen ----
+        # ---- Train Generator: make D call G's samples real; D's parameters stay frozen ----
         with self.toggled_optimizer(opt_g):
-            for _ in range(self.g_steps):
-                g_loss = self.loss.g_loss(self.discriminator(self.generator(self.sample_noise(n))))
-                opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
-                self._clip(opt_g, self.clip_g)
-                opt_g.step()
+            for step in range(self.g_steps):
+                if not (self.reuse_fake and step == 0):
+                    fake = self.generator(self.sample_noise(n))
+                g_loss = self.loss.g_loss(self.discriminator(fake))
+                self._update(opt_g, g_loss, self.generator, self.clip_g, "G")
 
         return _scalars(d_loss, g_loss, real_logits, fake_logits)
 
@@ -167,12 +251,11 @@ class GAN(pl.LightningModule):
         g_loss = self.loss.g_loss(fake_logits)
         opt_d.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()), retain_graph=True)
-        self.manual_backward(g_loss, inputs=list(self.generator.parameters()))
-        self._clip(opt_d, self.clip_d)
-        self._clip(opt_g, self.clip_g)
-        opt_d.step()
-        opt_g.step()
+        if self._finite(torch.stack([d_loss, g_loss]), "D+G", "loss"):
+            self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()), retain_graph=True)
+            self.manual_backward(g_loss, inputs=list(self.generator.parameters()))
+            self._step(opt_d, self.discriminator, self.clip_d, "D")
+            self._step(opt_g, self.generator, self.clip_g, "G")
         return _scalars(d_loss, g_loss, real_logits, fake_logits)
 
     # ------------------------------------------------------------------ scalars
@@ -191,9 +274,12 @@ class GAN(pl.LightningModule):
         self.trainer.callback_metrics.update(
             {f"train/{k}": torch.tensor(v) for k, v in self.latest_scalars.items()}
             | {"train/iteration": torch.tensor(float(self.iteration))}
+            | ({"train/skipped_updates": torch.tensor(float(self.skipped_updates))} if self.on_nonfinite == "skip" else {})
         )
         if self.trainer.is_global_zero:
             metrics = {f"train/{k}": v for k, v in self.latest_scalars.items()}
+            if self.on_nonfinite == "skip":
+                metrics["train/skipped_updates"] = float(self.skipped_updates)
             for logger in self.trainer.loggers:
                 logger.log_metrics(metrics, step=self.iteration)
 
@@ -224,6 +310,7 @@ class GAN(pl.LightningModule):
         checkpoint["gan"] = {
             "iteration": self.iteration,
             "epoch_batches": self.epoch_batches,
+            "skipped_updates": self.skipped_updates,
             "rng": rng.capture(),
             "config": self.run_config,
         }
@@ -234,7 +321,19 @@ class GAN(pl.LightningModule):
             raise ValueError("this checkpoint was not written by gan.train (it has no 'gan' section)")
         self.iteration = int(state["iteration"])
         self._resumed_epoch_batches = int(state.get("epoch_batches", 0))
+        self.skipped_updates = int(state.get("skipped_updates", 0))
         self._pending_rng = state.get("rng")
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or gradient became NaN or infinite."""
+
+
+def _grad_norm(network: nn.Module) -> Tensor:
+    grads = [p.grad for p in network.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def _scalars(d_loss: Tensor, g_loss: Tensor, real_logits: Tensor, fake_logits: Tensor) -> Tensor:

@@ -42,3 +42,89 @@ def test_adversarial_loss_dispatches_to_its_pair():
     x = torch.randn(3, 1)
     assert torch.equal(loss.d_loss(x, -x), d_nonsaturating(x, -x))
     assert torch.equal(loss.g_loss(x), g_nonsaturating(x))
+
+
+# ---------------------------------------------------------------- the loss zoo
+
+from gan.losses import (  # noqa: E402
+    d_hinge,
+    d_least_squares,
+    d_minimax,
+    d_wasserstein,
+    g_hinge,
+    g_least_squares,
+    g_minimax,
+    g_wasserstein,
+    gradient_penalty,
+)
+
+REAL = torch.tensor([[2.0], [-1.0], [0.5]])
+FAKE = torch.tensor([[0.5], [-3.0], [1.5]])
+
+
+def test_minimax_generator_loss_is_log_one_minus_d():
+    p = torch.sigmoid(FAKE)
+    assert g_minimax(FAKE).item() == pytest.approx(torch.log(1 - p).mean().item(), rel=1e-6)
+    assert d_minimax(REAL, FAKE).item() == pytest.approx(d_nonsaturating(REAL, FAKE).item())
+
+
+def test_least_squares_against_hand_values():
+    # D: 0.5 * mean((r - 1)^2) + 0.5 * mean(f^2); G: 0.5 * mean((f - 1)^2)
+    d = 0.5 * ((1.0**2 + 2.0**2 + 0.5**2) / 3) + 0.5 * ((0.25 + 9.0 + 2.25) / 3)
+    g = 0.5 * ((0.25 + 16.0 + 0.25) / 3)
+    assert d_least_squares(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert g_least_squares(FAKE).item() == pytest.approx(g, rel=1e-6)
+
+
+def test_wasserstein_and_hinge_against_hand_values():
+    mean_r, mean_f = (2.0 - 1.0 + 0.5) / 3, (0.5 - 3.0 + 1.5) / 3
+    assert d_wasserstein(REAL, FAKE).item() == pytest.approx(mean_f - mean_r)
+    assert g_wasserstein(FAKE).item() == pytest.approx(-mean_f)
+    # relu(1 - r) = [0, 2, 0.5]; relu(1 + f) = [1.5, 0, 2.5]
+    assert d_hinge(REAL, FAKE).item() == pytest.approx(2.5 / 3 + 4.0 / 3)
+    assert g_hinge(FAKE).item() == pytest.approx(-mean_f)
+
+
+def test_probability_form_and_logits_form_are_the_same_function():
+    """The TF tutorial's -mean(log D(x) + log(1 - D(G(z)))) on probabilities equals BCE with logits."""
+    real, fake = torch.randn(64, 1) * 3, torch.randn(64, 1) * 3
+    d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    prob_form = -(torch.log(d_real) + torch.log(1 - d_fake)).mean()
+    assert torch.isfinite(prob_form)
+    assert d_nonsaturating(real, fake).item() == pytest.approx(prob_form.item(), rel=1e-5)
+    # a confident D: sigmoid saturates to exactly 1 / 0 in float32, the probability form breaks
+    confident_real, confident_fake = torch.full((4, 1), 120.0), torch.full((4, 1), 120.0)
+    broken = -(torch.log(torch.sigmoid(confident_real)) + torch.log(1 - torch.sigmoid(confident_fake))).mean()
+    assert not torch.isfinite(broken)
+    assert torch.isfinite(d_nonsaturating(confident_real, confident_fake))
+    assert d_nonsaturating(confident_real, confident_fake).item() == pytest.approx(120.0, rel=1e-4)
+
+
+def test_saturating_generator_gradient_vanishes_where_d_confidently_rejects():
+    rejected = torch.full((8, 1), -12.0, requires_grad=True)  # D(G(z)) = sigmoid(-12) ~ 6e-6
+    (g_sat,) = torch.autograd.grad(g_minimax(rejected), rejected)
+    (g_ns,) = torch.autograd.grad(g_nonsaturating(rejected), rejected)
+    assert g_sat.abs().max() < 1e-5  # the minimax G learns nothing here
+    assert g_ns.abs().min() > 0.1  # the non-saturating G still gets a full-size gradient (-1/n each)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_positive_otherwise():
+    w = torch.zeros(1, 784)
+    w[0, 0] = 1.0  # D(x) = x_0: gradient norm exactly 1 everywhere
+    unit = lambda x: x.flatten(1) @ w.T
+    real, fake = torch.rand(16, 1, 28, 28), torch.rand(16, 1, 28, 28)
+    assert gradient_penalty(unit, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    steep = lambda x: 3 * x.flatten(1) @ w.T  # norm 3: penalty = 10 * (3 - 1)^2
+    assert gradient_penalty(steep, real, fake, weight=10.0).item() == pytest.approx(40.0)
+
+
+def test_gradient_penalty_gives_the_critic_gradients():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1))
+    penalty = gradient_penalty(net, torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28))
+    penalty.backward()
+    assert net[1].weight.grad is not None and net[1].weight.grad.abs().sum() > 0
+
+
+def test_weight_clip_must_be_positive():
+    with pytest.raises(ValueError, match="weight_clip=0"):
+        AdversarialLoss("w", d_wasserstein, g_wasserstein, weight_clip=0)

@@ -127,3 +127,91 @@ def test_fixed_noise_is_a_buffer_fixed_by_the_seed(make_cfg):
     assert torch.equal(a.fixed_noise, b.fixed_noise)
     assert a.fixed_noise.shape == (64, 96)
     assert not torch.equal(a.fixed_noise, build_gan(make_cfg("model=mlp", "seed=4")).fixed_noise)
+
+
+# ---------------------------------------------------------------- regularisers, schedules, switches
+
+from pathlib import Path  # noqa: E402
+
+import gan.losses  # noqa: E402
+from gan.module import NonFiniteError  # noqa: E402
+from gan.runs import load_checkpoint  # noqa: E402
+from gan.train import train  # noqa: E402
+from tests.conftest import QUICK  # noqa: E402
+
+
+def test_wasserstein_clips_critic_weights_after_each_update(make_cfg, mnist_root):
+    cfg = make_cfg(*QUICK, "loss=wasserstein", "iterations=2", "model.d_steps=2")
+    model = build_gan(cfg)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
+    trainer.fit(model, datamodule=MNISTDataModule(str(mnist_root), batch_size=16, download=False))
+    assert max(p.abs().max().item() for p in model.discriminator.parameters()) <= 0.01
+    assert max(p.abs().max().item() for p in model.generator.parameters()) > 0.01  # G is not clipped
+
+
+def test_gradient_penalty_loss_trains(make_cfg, mnist_root):
+    events = run_one_iteration(make_cfg, mnist_root, "loss=wasserstein_gp")
+    assert [e["opt"] for e in events] == ["D", "G"] and events[0]["d_changed"]
+
+
+def test_a_loss_refuses_a_schedule_it_cannot_use(make_cfg):
+    with pytest.raises(ValueError, match="loss=wasserstein_gp needs model.schedule=alternating"):
+        build_gan(make_cfg("model=mlp", "loss=wasserstein_gp", "model.schedule=simultaneous"))
+
+
+def count_generator_forwards(make_cfg, mnist_root, *overrides):
+    cfg = make_cfg(*QUICK, "iterations=3", *overrides)
+    model = build_gan(cfg)
+    calls = []
+    model.generator.register_forward_hook(lambda *_: calls.append(1) if model.generator.training else None)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
+    trainer.fit(model, datamodule=MNISTDataModule(str(mnist_root), batch_size=16, download=False))
+    return len(calls)
+
+
+def test_reuse_fake_saves_one_generator_pass_per_iteration(make_cfg, mnist_root):
+    assert count_generator_forwards(make_cfg, mnist_root) == 6
+    assert count_generator_forwards(make_cfg, mnist_root, "model.reuse_fake=true") == 3
+
+
+def test_inverse_time_decay_schedule_follows_the_update_count(make_cfg, mnist_root):
+    cfg = make_cfg(*QUICK, "iterations=4", "model.d_steps=2",
+                   "model.scheduler_d={_target_: gan.schedules.InverseTimeDecay, _partial_: true, decay: 0.5}")
+    model = build_gan(cfg)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
+    trainer.fit(model, datamodule=MNISTDataModule(str(mnist_root), batch_size=16, download=False))
+    opt_g, opt_d = model.optimizers()
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-3 / (1 + 0.5 * 8))  # 8 D updates
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)  # G has no schedule
+
+
+def nan_on_call(monkeypatch, call_number):
+    real = gan.losses.d_nonsaturating
+    calls = []
+
+    def poisoned(real_logits, fake_logits, **kw):
+        calls.append(1)
+        loss = real(real_logits, fake_logits, **kw)
+        return loss * float("nan") if len(calls) == call_number else loss
+
+    monkeypatch.setattr(gan.losses, "d_nonsaturating", poisoned)
+
+
+def test_nonfinite_loss_stops_naming_iteration_and_phase_and_keeps_the_checkpoint(make_cfg, monkeypatch):
+    nan_on_call(monkeypatch, 3)
+    cfg = make_cfg(*QUICK, "checkpoint_every=2")
+    with pytest.raises(NonFiniteError, match=r"non-finite D loss at GAN iteration 3 \(D phase\)"):
+        train(cfg)
+    ckpt = load_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert ckpt["gan"]["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_nonfinite_loss_with_skip_drops_that_update_and_counts_it(make_cfg, monkeypatch):
+    nan_on_call(monkeypatch, 3)
+    metrics = train(make_cfg(*QUICK, "on_nonfinite=skip"))
+    assert metrics["train/iteration"] == 6
+    assert metrics["train/skipped_updates"] == 1
