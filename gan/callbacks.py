@@ -7,6 +7,8 @@ All of them read ``pl_module.iteration`` (completed GAN iterations), never Light
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +186,50 @@ class IterationProgressBar(TQDMProgressBar):
             if key in scalars:
                 metrics[key] = f"{scalars[key]:.3f}"
         return metrics
+
+
+class StopOnSignal(Callback):
+    """SIGTERM or SIGINT (Ctrl+C) ends training cleanly at the end of the current GAN iteration.
+
+    The handler only sets a flag; at the batch's end this callback sets ``trainer.should_stop``,
+    so :class:`IterationCheckpoint` (listed after it) saves ``last.ckpt`` and the grids are drawn.
+    A second Ctrl+C interrupts at once, as usual. List it before the checkpoint callback.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = name
+        log.warning("%s received: saving a checkpoint and stopping after this GAN iteration", name)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            signum = getattr(signal, name)
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.received is not None:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+        if self.received is not None:
+            log.warning("stopped by %s at GAN iteration %d; resume with ckpt_path=last", self.received, pl_module.iteration)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

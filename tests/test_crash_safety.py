@@ -1,0 +1,74 @@
+"""Killed, terminated or interrupted runs leave a loadable checkpoint and resume to their budget."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gan.runs import load_checkpoint
+from tests.conftest import PROJECT, data_root
+
+RECIPE = ["model=mlp", "data.batch_size=16", "checkpoint_every=15", "sample_every=100000", "log_every=5"]
+
+
+def start_training(log_dir: Path, *overrides: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gan.train", *RECIPE, f"paths.log_dir={log_dir}", f"data.root={data_root()}",
+           "callbacks.progress_bar=null", *overrides]
+    return subprocess.Popen(cmd, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_checkpoint(log_dir: Path, proc: subprocess.Popen, min_iteration: int, timeout: float = 120) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        for ckpt in log_dir.glob("runs/**/checkpoints/last.ckpt"):
+            try:
+                if load_checkpoint(ckpt)["gan"]["iteration"] >= min_iteration:
+                    return ckpt
+            except Exception:
+                pass  # being replaced right now: try again
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared in time")
+
+
+def resume_to(log_dir: Path, ckpt: Path, iterations: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gan.train", *RECIPE, f"paths.log_dir={log_dir}", f"data.root={data_root()}",
+         "callbacks.progress_bar=null", f"ckpt_path={ckpt}", f"iterations={iterations}"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert load_checkpoint(ckpt)["gan"]["iteration"] == iterations
+
+
+def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_resume_reaches_the_budget(tmp_path):
+    proc = start_training(tmp_path, "iterations=100000")
+    ckpt = wait_for_checkpoint(tmp_path, proc, min_iteration=30)  # at least one checkpoint replaced
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    state = load_checkpoint(ckpt)  # complete, whatever moment the kill hit
+    at = state["gan"]["iteration"]
+    assert at >= 30 and at % 15 == 0
+    assert not [p for p in ckpt.parent.iterdir() if p.name != "last.ckpt" and not p.name.startswith(".")]
+    resume_to(tmp_path, ckpt, at + 7)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_save_a_checkpoint_and_exit_cleanly(tmp_path, signum):
+    proc = start_training(tmp_path, "iterations=100000")
+    ckpt = wait_for_checkpoint(tmp_path, proc, min_iteration=15)
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert f"{signal.Signals(signum).name} received" in out
+    stopped = re.search(rf"stopped by {signal.Signals(signum).name} at GAN iteration (\d+); resume with ckpt_path=last", out)
+    assert stopped, out[-3000:]
+    at = load_checkpoint(ckpt)["gan"]["iteration"]
+    assert at == int(stopped.group(1)) >= 15  # saved at the iteration it stopped, not the last period
+    resume_to(tmp_path, ckpt, at + 5)
