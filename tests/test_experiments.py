@@ -1,0 +1,81 @@
+"""Every tutorial recipe composes to what its tutorial states and trains from the command line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gan.build import build_gan
+from gan.train import train
+from tests.conftest import CONF_DIR, PROJECT, data_root
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+TINY = ["iterations=2", "checkpoint_every=2", "sample_every=2", "log_every=1", "callbacks.progress_bar=null"]
+
+
+def test_every_tutorial_has_an_experiment():
+    assert set(EXPERIMENTS) >= {
+        "cs231n_gan", "cs231n_lsgan", "cs231n_dcgan", "paddle_dcgan", "tf_simple_gan",
+        "keras_dcgan", "renom_maxout_gan", "wgan", "wgan_gp",
+    }
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_trains_two_iterations(make_cfg, name):
+    metrics = train(make_cfg(f"experiment={name}", *TINY))
+    assert metrics["train/iteration"] == 2
+
+
+def recipe(make_cfg, name):
+    cfg = make_cfg(f"experiment={name}")
+    return cfg, build_gan(cfg)
+
+
+def test_recipes_state_their_tutorials_settings(make_cfg):
+    cfg, gan = recipe(make_cfg, "cs231n_gan")
+    assert (cfg.data.batch_size, cfg.trainer.max_epochs, cfg.iterations, gan.noise.dim) == (128, 10, None, 96)
+    assert (gan.noise.low, gan.noise.high) == (-1.0, 1.0) and gan.loss.name == "nonsaturating"
+    assert recipe(make_cfg, "cs231n_lsgan")[1].loss.name == "least_squares"
+    assert recipe(make_cfg, "cs231n_dcgan")[0].trainer.max_epochs == 5
+
+    cfg, gan = recipe(make_cfg, "paddle_dcgan")
+    assert (gan.d_steps, gan.g_steps, cfg.trainer.max_epochs, cfg.data.batch_size, gan.noise.dim) == (1, 2, 20, 128, 100)
+    assert cfg.model.optimizer_g.lr == cfg.model.optimizer_d.lr == 2e-4
+
+    cfg, gan = recipe(make_cfg, "tf_simple_gan")
+    assert (gan.schedule, cfg.iterations, cfg.data.batch_size, list(cfg.data.digits)) == ("simultaneous", 500, 10, [7])
+    assert (gan.noise.low, gan.noise.high, cfg.model.optimizer_g.lr) == (0.0, 1.0, 0.05)
+    assert gan.value_range == (0.0, 1.0) and cfg.data.scale_to == "sigmoid"
+
+    cfg, gan = recipe(make_cfg, "keras_dcgan")
+    assert (cfg.iterations, cfg.data.batch_size) == (10000, 256)
+    assert (cfg.model.optimizer_d.lr, cfg.model.optimizer_g.lr) == (8e-4, 4e-4)
+    assert (cfg.model.scheduler_d.decay, cfg.model.scheduler_g.decay) == (6e-8, 3e-8)
+    assert gan.clip_d == gan.clip_g == {"val": 1.0, "algorithm": "value"}
+
+    cfg, gan = recipe(make_cfg, "renom_maxout_gan")
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size, gan.noise.low, gan.noise.high) == (30, 256, 0.0, 1.0)
+
+    cfg, gan = recipe(make_cfg, "wgan")
+    assert (gan.d_steps, gan.loss.weight_clip, cfg.data.batch_size, cfg.model.optimizer_d.lr) == (5, 0.01, 64, 5e-5)
+    assert cfg.model.optimizer_d._target_ == "torch.optim.RMSprop"
+
+    cfg, gan = recipe(make_cfg, "wgan_gp")
+    assert (gan.d_steps, gan.loss.weight_clip, cfg.loss.penalty.weight) == (5, None, 10.0)
+    assert list(cfg.model.optimizer_d.betas) == [0.0, 0.9] and cfg.model.optimizer_d.lr == 1e-4
+
+
+def test_renom_recipe_switches_to_the_saturating_loss(make_cfg):
+    assert recipe(make_cfg, "renom_maxout_gan")[1].loss.name == "nonsaturating"
+    cfg = make_cfg("experiment=renom_maxout_gan", "loss=minimax")
+    assert build_gan(cfg).loss.name == "minimax"
+
+
+@pytest.mark.slow
+def test_sweep_over_every_experiment(tmp_path):
+    cmd = [sys.executable, "-m", "gan.train", "-m", "experiment=glob(*)", *TINY,
+           f"paths.log_dir={tmp_path}", f"data.root={data_root()}"]
+    done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list(Path(tmp_path).glob("multiruns/**/checkpoints/last.ckpt"))) == len(EXPERIMENTS)
