@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-slow test-gpu tensorboard clean
+.PHONY: install train test test-slow test-gpu bench tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-slow: $(STAMP)
 ## tests that need a CUDA GPU (skip cleanly without one)
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -m gpu $(ARGS)
+
+## template vs a plain PyTorch loop, the speed switches, peak memory -> outputs/bench.json (about 10 min)
+bench: $(STAMP)
+	$(PY) -m bench.run $(ARGS)
 
 ## TensorBoard over every run under outputs/
 tensorboard: $(STAMP)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.build import build_callbacks, build_gan, build_loggers, instantiate
 from gan.runs import CHECKPOINT_DIR, LAST, RunError, load_checkpoint, resolve_checkpoint, run_dir_of, write_run_files
+from gan.validate import main_guard, validate
 
 log = logging.getLogger("gan.train")
 
@@ -45,6 +46,7 @@ def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train from a composed config; returns the last averaged training scalars."""
+    validate(cfg)
     if cfg.get("iterations") is None and cfg.trainer.get("max_epochs", -1) in (None, -1) and cfg.trainer.get("max_steps", -1) in (None, -1):
         raise ValueError("no training budget: set iterations=N (GAN iterations) or trainer.max_epochs=N")
     checkpoint, resumed_at = _prepare_run_dir(cfg)
@@ -77,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@main_guard
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     name = cfg.get("optimized_metric")

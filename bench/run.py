@@ -1,0 +1,138 @@
+"""``make bench``: the template against a plain PyTorch loop, the speed switches, and memory.
+
+For each recipe the template and the plain loop run the same number of GAN iterations after a
+warm-up, alternated A B A B to cancel drift, each in its own process; the table reports the
+mean iterations per second of each, their ratio (template / plain) and the peak resident
+memory. Switch rows run the template with one switch on. Results go to outputs/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.recipes import PROJECT
+
+# iterations measured after the warm-up, per recipe (the DCGAN is ~12x the MLP's cost)
+DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30), "cs231n_dcgan": (40, 8)}
+SWITCHES = {
+    "reuse_fake": ["model.reuse_fake=true"],
+    "channels_last": ["model.channels_last=true"],
+    "fused_adam": ["+model.optimizer_g.fused=true", "+model.optimizer_d.fused=true"],
+    "compile": ["model.compile=true"],
+    "all_but_compile": ["model.reuse_fake=true", "model.channels_last=true",
+                        "+model.optimizer_g.fused=true", "+model.optimizer_d.fused=true"],
+}
+
+
+def measure(recipe: str, kind: str, iterations: int, warmup: int, overrides: list[str] = ()) -> dict:
+    cmd = [sys.executable, "-m", "bench.one", recipe, kind, str(iterations), str(warmup), *overrides]
+    done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def compare(recipe: str, iterations: int, warmup: int, rounds: int) -> dict:
+    template, plain, rss = [], [], []
+    for _ in range(rounds):  # A B A B
+        t = measure(recipe, "template", iterations, warmup)
+        p = measure(recipe, "plain", iterations, warmup)
+        template.append(t["its"])
+        plain.append(p["its"])
+        rss.append(t["peak_rss_mb"])
+    t_its, p_its = statistics.mean(template), statistics.mean(plain)
+    return {
+        "template_its": round(t_its, 3), "plain_its": round(p_its, 3), "ratio": round(t_its / p_its, 3),
+        "peak_rss_mb": round(max(rss), 1), "template_runs": [round(x, 3) for x in template],
+        "plain_runs": [round(x, 3) for x in plain], "iterations": iterations, "warmup": warmup,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="A B pairs per recipe (default 2)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the iteration counts")
+    parser.add_argument("--no-switches", action="store_true", help="skip the switch rows")
+    parser.add_argument("--switch-recipe", default="cs231n_dcgan")
+    parser.add_argument("--out", default=str(PROJECT / "outputs" / "bench.json"))
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    result: dict = {}
+    for recipe, (n, warm) in DEFAULT_ITERATIONS.items():
+        n = max(5, int(n * args.scale))
+        result[recipe] = compare(recipe, n, warm, args.rounds)
+        print(f"{recipe}: {result[recipe]}", flush=True)
+
+    switches: dict = {}
+    if not args.no_switches:
+        n, warm = DEFAULT_ITERATIONS[args.switch_recipe]
+        n = max(5, int(n * args.scale))
+        base = result[args.switch_recipe]["plain_its"]
+        for name, overrides in SWITCHES.items():
+            its = measure(args.switch_recipe, "template", n, warm, overrides)["its"]
+            switches[name] = {"its": round(its, 3), "vs_plain": round(its / base, 3),
+                              "vs_template_default": round(its / result[args.switch_recipe]["template_its"], 3)}
+            print(f"switch {name}: {switches[name]}", flush=True)
+        switches["bf16_mixed"] = (
+            {"its": round(measure(args.switch_recipe, "template", n, warm,
+                                  ["trainer=gpu", "trainer.precision=bf16-mixed"])["its"], 3)}
+            if torch.cuda.is_available() else {"skipped": "no CUDA GPU here: bf16 on these CPUs is far slower than fp32"}
+        )
+    result["switches"] = {"recipe": args.switch_recipe, **switches}
+    result["machine"] = machine()
+    result["machine"]["wall_seconds"] = round(time.time() - started, 1)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+    print(f"\nwrote {out}")
+    return 0
+
+
+def print_table(result: dict) -> None:
+    print("\n| recipe | template it/s | plain it/s | ratio | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    for recipe in DEFAULT_ITERATIONS:
+        r = result[recipe]
+        print(f"| {recipe} | {r['template_its']:.2f} | {r['plain_its']:.2f} | {r['ratio']:.3f} | {r['peak_rss_mb']:.0f} |")
+    switches = {k: v for k, v in result.get("switches", {}).items() if k != "recipe"}
+    if switches:
+        print(f"\n| switch ({result['switches']['recipe']}) | it/s | vs plain | vs template default |")
+        print("|---|---|---|---|")
+        for name, s in switches.items():
+            if "its" in s and "vs_plain" in s:
+                print(f"| {name} | {s['its']:.2f} | {s['vs_plain']:.3f} | {s['vs_template_default']:.3f} |")
+            else:
+                print(f"| {name} | {s.get('its', '-')} | {s.get('skipped', '')} | |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The template's own training path, timed from inside by a callback."""
+
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gan.train import train
+
+
+class IterationTimer(pl.Callback):
+    """Times GAN iterations ``warmup`` to the end of the run (listed first among the callbacks,
+    so the end-of-run checkpoint is not in the window; periodic grids and logging are)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end: float | None = None
+        self.count = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration == self.warmup:
+            self.start = time.perf_counter()
+        elif pl_module.iteration > self.warmup:
+            self.end = time.perf_counter()
+            self.count = pl_module.iteration - self.warmup
+
+
+TIMER: IterationTimer | None = None
+
+
+def make_timer(warmup: int) -> IterationTimer:
+    global TIMER
+    TIMER = IterationTimer(warmup)
+    return TIMER
+
+
+def run_template(cfg: DictConfig, iterations: int, warmup: int) -> float:
+    """Train with the user's defaults for ``warmup + iterations``; iterations per second after warm-up."""
+    with open_dict(cfg):
+        cfg.iterations = warmup + iterations
+        callbacks = OmegaConf.to_container(cfg.callbacks)
+        cfg.callbacks = {"bench_timer": {"_target_": "bench.template.make_timer", "warmup": warmup}, **callbacks}
+    train(cfg)
+    assert TIMER is not None and TIMER.count == iterations, "the timer did not see the run"
+    return TIMER.count / (TIMER.end - TIMER.start)

@@ -1,0 +1,130 @@
+"""Sweeps (``python -m gan.train -m ...``) where one failing job does not stop the others.
+
+Hydra's basic launcher runs the jobs one after another in this process. A job that fails is
+caught by :func:`gan.validate.main_guard`, which logs it, writes a small JSON record
+(``<sweep dir>/failures/<job num>.json``: the job's overrides and the error line) via
+:func:`record_failure` and returns None, so the next job runs. :class:`SweepFailures`, a Hydra
+callback registered under ``hydra.callbacks`` (conf/hydra/default.yaml), reads the records when
+the sweep ends, lists the failed jobs with their overrides on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from gan.files import write_atomically
+
+log = logging.getLogger(__name__)
+
+FAILURES_DIR = "failures"
+
+
+def in_multirun() -> bool:
+    """True inside a job of a ``-m`` sweep."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def failures_dir(hydra_cfg: DictConfig) -> Path:
+    """``<sweep dir>/failures`` for a config's ``hydra`` node (relative sweep dirs are taken from
+    the launch folder, whatever ``hydra.job.chdir`` did)."""
+    return Path(hydra_cfg.runtime.cwd) / str(hydra_cfg.sweep.dir) / FAILURES_DIR
+
+
+def record_failure(error: str, err: BaseException | None = None, hydra_cfg: DictConfig | None = None) -> Path:
+    """Write the failure record of the current sweep job; returns its path."""
+    hc = hydra_cfg if hydra_cfg is not None else HydraConfig.get()
+    num = int(hc.job.num)
+    record = {
+        "job": num,
+        "overrides": [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)],
+        "error": error,
+        "type": type(err).__name__ if err is not None else None,
+        "output_dir": str(hc.runtime.output_dir),
+    }
+    path = failures_dir(hc) / f"{num}.json"
+    write_atomically(path, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    return path
+
+
+def read_failures(folder: Path) -> list[dict]:
+    """The failure records in ``folder``, by job number."""
+    records = []
+    for path in folder.glob("*.json"):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as err:
+            records.append({"job": path.stem, "overrides": [], "error": f"unreadable failure record {path}: {err}"})
+    return sorted(records, key=lambda r: (not str(r.get("job")).isdigit(), int(r["job"]) if str(r.get("job")).isdigit() else 0))
+
+
+def report(records: list[dict], sweep_overrides: list[str], jobs: int | None, folder: Path) -> str:
+    """The lines printed at the end of a sweep with failures. Each failed job shows the overrides
+    that differ from the sweep's fixed ones (all of them when none differ)."""
+    swept = _swept_keys(sweep_overrides)
+    of = f" of {jobs}" if jobs else ""
+    lines = [f"error: {len(records)}{of} sweep jobs failed (records in {folder}):"]
+    for r in records:
+        overrides = [str(o) for o in r.get("overrides", [])]
+        if swept is None:
+            varying = [o for o in overrides if o not in set(sweep_overrides)]
+        else:
+            varying = [o for o in overrides if _key(o) in swept]
+        varying = varying or overrides
+        lines.append(f"  job {r.get('job')} [{' '.join(varying)}]: {r.get('error')}")
+    return "\n".join(lines)
+
+
+def _key(override: str) -> str:
+    """The key (or group) an override sets: ``+trainer.x=1`` -> ``trainer.x``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _swept_keys(sweep_overrides: list[str]) -> set[str] | None:
+    """The keys the sweep varies (``a=1,2``, ``range(...)``, ...), or None if they cannot be parsed."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides(sweep_overrides)
+    except Exception:
+        return None
+    return {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
+
+
+class SweepFailures(Callback):
+    """At the end of a ``-m`` sweep, list the failed jobs with their overrides and exit 1."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.jobs = 0
+        # A sweep folder reused on purpose (a fixed hydra.sweep.dir) must not report old failures.
+        for old in failures_dir(config.hydra).glob("*.json"):
+            old.unlink()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        self.jobs += 1
+        if job_return.status == JobStatus.FAILED:
+            # The job's exception escaped main_guard (or the main is not guarded): record it too.
+            err = job_return._return_value
+            record_failure(f"{type(err).__name__}: {err}", err, config.hydra)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = failures_dir(config.hydra)
+        records = read_failures(folder)
+        if not records:
+            return
+        sweep_overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        sys.exit(report(records, sweep_overrides, self.jobs or None, folder))

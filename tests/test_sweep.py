@@ -1,0 +1,78 @@
+"""Sweeps: a failing combination does not stop the others; the failures are listed at the end
+with their overrides and the sweep exits non-zero."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from gan.sweep import FAILURES_DIR, SweepFailures, read_failures, report
+from tests.conftest import PROJECT, data_root
+
+
+def test_sweep_with_one_bad_combination_runs_the_others_and_fails_at_the_end(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    cmd = [
+        sys.executable, "-m", "gan.train", "-m", "model=mlp", "data.batch_size=16,0,8", "iterations=2",
+        "checkpoint_every=2", "sample_every=2", "log_every=1", f"paths.log_dir={tmp_path}",
+        f"data.root={data_root()}", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false",
+    ]
+    done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode != 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+
+    (sweep,) = Path(tmp_path).glob("multiruns/*/*")
+    ckpts = sorted(p.relative_to(sweep).parts[0] for p in sweep.glob("*/checkpoints/last.ckpt"))
+    assert ckpts == ["0", "2"]  # the jobs before and after the bad one both trained
+
+    report_lines = done.stderr[done.stderr.index("error: 1 of 3 sweep jobs failed"):].splitlines()
+    assert report_lines[0] == f"error: 1 of 3 sweep jobs failed (records in {sweep / FAILURES_DIR}):"
+    assert report_lines[1] == "  job 1 [data.batch_size=0]: data.batch_size=0: must be a positive integer"
+
+    record = json.loads((sweep / FAILURES_DIR / "1.json").read_text())
+    assert record["job"] == 1 and record["type"] == "ConfigError"
+    assert "data.batch_size=0" in record["overrides"] and "model=mlp" in record["overrides"]
+    assert record["error"] == "data.batch_size=0: must be a positive integer"
+
+
+def _multirun_config(tmp_path: Path, overrides: list[str]):
+    return OmegaConf.create(
+        {"hydra": {"runtime": {"cwd": str(tmp_path)}, "sweep": {"dir": "sweep"}, "overrides": {"task": overrides}}}
+    )
+
+
+def test_the_callback_lists_recorded_failures_and_exits_non_zero(tmp_path):
+    config = _multirun_config(tmp_path, ["model=mlp,dcgan", "seed=0"])
+    folder = tmp_path / "sweep" / FAILURES_DIR
+    folder.mkdir(parents=True)
+    (folder / "stale.json").write_text("{}")
+    callback = SweepFailures()
+    callback.on_multirun_start(config)
+    assert not list(folder.glob("*.json"))  # records of an earlier sweep in the same folder are dropped
+    callback.on_multirun_end(config)  # no failures: returns, the sweep exits 0
+
+    for num, model, error in [(10, "dcgan", "RunError: b"), (2, "mlp", "a")]:
+        record = {"job": num, "overrides": [f"model={model}", "seed=0"], "error": error}
+        (folder / f"{num}.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit) as caught:
+        callback.on_multirun_end(config)
+    assert caught.value.code.splitlines() == [
+        f"error: 2 sweep jobs failed (records in {folder}):",
+        "  job 2 [model=mlp]: a",
+        "  job 10 [model=dcgan]: RunError: b",
+    ]
+
+
+def test_report_shows_every_override_when_none_differs_from_the_sweep():
+    records = [{"job": 0, "overrides": ["seed=1"], "error": "boom"}]
+    assert report(records, ["seed=1"], 1, Path("f")).splitlines()[1] == "  job 0 [seed=1]: boom"
+
+
+def test_unreadable_records_are_reported_not_fatal(tmp_path):
+    (tmp_path / "3.json").write_text("{not json")
+    (records,) = read_failures(tmp_path)
+    assert records["job"] == "3" and "unreadable failure record" in records["error"]
