@@ -47,13 +47,24 @@ def _candidate_folders(root: Path, dataset: str) -> list[Path]:
     return [root / dataset / "raw", root]
 
 
+DOWNLOAD_TIMEOUT_S = 30
+
+
 def _download(root: Path, dataset: str) -> None:
+    import socket
+
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, dataset)
     log.info("%s files not found under %s: trying torchvision's download", dataset, root)
-    for train in (True, False):
-        cls(str(root), train=train, download=True)
+    # a network that drops packets would otherwise leave urllib waiting with no timeout
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def locate_split(root: str | Path, split: str, dataset: str = "MNIST", download: bool = True) -> tuple[Path, Path]:

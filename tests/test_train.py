@@ -137,3 +137,17 @@ def test_missing_data_gives_the_clear_error(make_cfg, tmp_path, monkeypatch):
         cfg.data.root = str(tmp_path / "empty")
     with pytest.raises(gan.data.DataNotFoundError, match="GAN_DATA_ROOT"):
         train(cfg)
+
+
+def test_same_seed_gives_the_same_weights_and_samples(make_cfg):
+    from gan.sample import load_generator, sample_images
+
+    runs = []
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        cfg = make_cfg(*QUICK, f"seed={seed}", run=name)
+        train(cfg)
+        g, noise = load_generator(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+        runs.append(sample_images(g, noise, 8, seed=0))
+        assert f"seed: {seed}" in (Path(cfg.paths.output_dir) / "config.yaml").read_text()
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
