@@ -27,10 +27,9 @@ DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30), "cs231n_dcgan": (40, 8)}
 SWITCHES = {
     "reuse_fake": ["model.reuse_fake=true"],
     "channels_last": ["model.channels_last=true"],
-    "fused_adam": ["+model.optimizer_g.fused=true", "+model.optimizer_d.fused=true"],
+    "unfused_adam": ["model.optimizer_g.fused=false", "model.optimizer_d.fused=false"],
     "compile": ["model.compile=true"],
-    "all_but_compile": ["model.reuse_fake=true", "model.channels_last=true",
-                        "+model.optimizer_g.fused=true", "+model.optimizer_d.fused=true"],
+    "reuse_fake+channels_last": ["model.reuse_fake=true", "model.channels_last=true"],
 }
 
 

@@ -47,8 +47,11 @@ def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train from a composed config; returns the last averaged training scalars."""
     validate(cfg)
-    if cfg.get("iterations") is None and cfg.trainer.get("max_epochs", -1) in (None, -1) and cfg.trainer.get("max_steps", -1) in (None, -1):
-        raise ValueError("no training budget: set iterations=N (GAN iterations) or trainer.max_epochs=N")
+    unlimited = (None, -1)
+    if (cfg.get("iterations") is None and cfg.trainer.get("max_epochs", -1) in unlimited
+            and cfg.trainer.get("max_steps", -1) in unlimited and cfg.trainer.get("max_time") is None):
+        raise ValueError("no training budget: set iterations=N (GAN iterations), trainer.max_epochs=N "
+                         "or +trainer.max_time=DD:HH:MM:SS")
     checkpoint, resumed_at = _prepare_run_dir(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
