@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-slow test-gpu bench tensorboard clean
+.PHONY: install train test test-slow test-gpu bench classifier tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test-gpu: $(STAMP)
 ## template vs a plain PyTorch loop, the speed switches, peak memory -> outputs/bench.json (about 10 min)
 bench: $(STAMP)
 	$(PY) -m bench.run $(ARGS)
+
+## train (or find cached) the MNIST classifier behind FID/KID/precision/recall (about 70 s)
+classifier: $(STAMP)
+	$(PY) -m gan.evaluation.classifier $(ARGS)
 
 ## TensorBoard over every run under outputs/
 tensorboard: $(STAMP)

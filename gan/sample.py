@@ -1,7 +1,17 @@
-"""Draw samples from a trained run: ``python -m gan.sample ckpt=PATH n=64 out=FILE.png [seed=S]``.
+"""Draw samples from a trained run: ``python -m gan.sample ckpt=PATH [mode=grid] n=64 out=FILE.png [seed=S]``.
 
-``out=*.png`` writes a grid; ``out=*.pt`` writes an ``(n, 1, 28, 28)`` float tensor in [0, 1].
-The generator is rebuilt from the run's saved config and loaded from the checkpoint.
+Modes:
+
+- ``grid`` (default): ``n`` samples; ``out=*.png`` writes a grid (``nrow`` per row), ``out=*.pt`` an
+  ``(n, 1, 28, 28)`` float tensor in [0, 1].
+- ``interpolate``: for each of ``pairs`` random pairs of latent vectors, two rows of ``steps``
+  images walking from one to the other: linearly, then spherically (slerp, White 2016).
+- ``by_class``: a row per digit 0-9 of ``per_class`` samples the MNIST feature classifier
+  (:mod:`gan.evaluation.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
+  ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells.
+
+The generator is rebuilt from the run's saved config and loaded from the checkpoint; it draws in
+eval mode under ``no_grad``, and the same ``seed`` gives the same images.
 """
 
 from __future__ import annotations
@@ -17,11 +27,17 @@ from torchvision.utils import save_image
 
 from gan.callbacks import generate
 from gan.files import write_atomically
+from gan.idx import DataFileError
 from gan.images import output_range, to_unit_range
 from gan.noise import NoisePrior
 from gan.runs import RunError, checkpoint_config, load_checkpoint
 
 OUTPUT_KINDS = (".png", ".pt")
+MODES = ("grid", "interpolate", "by_class")
+USAGE = (
+    "usage: python -m gan.sample ckpt=PATH [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0]\n"
+    "  grid: [n=64] [nrow=8]   interpolate: [pairs=4] [steps=10]   by_class: [per_class=8] [max_samples=10000] [recipe=full]"
+)
 
 
 def load_generator(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, NoisePrior]:
@@ -57,27 +73,116 @@ def write_samples(images: Tensor, out: str | Path, nrow: int = 8) -> Path:
     return write_atomically(out, lambda p: save_image(images, p, nrow=nrow, padding=2, pad_value=1.0))
 
 
+def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """Spherical interpolation between the rows of ``a`` and ``b`` (linear where they are parallel)."""
+    dot = (a * b).sum(1, keepdim=True) / (a.norm(dim=1, keepdim=True) * b.norm(dim=1, keepdim=True)).clamp_min(1e-12)
+    omega = torch.arccos(dot.clamp(-1.0, 1.0))
+    sin = torch.sin(omega)
+    parallel = sin.abs() < 1e-6
+    safe = torch.where(parallel, torch.ones_like(sin), sin)
+    spherical = (torch.sin((1 - t) * omega) / safe) * a + (torch.sin(t * omega) / safe) * b
+    return torch.where(parallel, (1 - t) * a + t * b, spherical)
+
+
+def interpolation_latents(noise: NoisePrior, pairs: int, steps: int, seed: int = 0) -> Tensor:
+    """``(2 * pairs * steps, dim)`` latents: per pair, a linear row then a spherical row of ``steps``."""
+    g = torch.Generator().manual_seed(seed)
+    a, b = noise.sample(pairs, generator=g), noise.sample(pairs, generator=g)
+    ts = torch.linspace(0, 1, steps).tolist()
+    rows = []
+    for i in range(pairs):
+        rows.append(torch.stack([(1 - t) * a[i] + t * b[i] for t in ts]))
+        rows.append(torch.cat([slerp(a[i : i + 1], b[i : i + 1], t) for t in ts]))
+    return torch.cat(rows)
+
+
+def interpolate_images(generator: nn.Module, noise: NoisePrior, pairs: int = 4, steps: int = 10, seed: int = 0) -> Tensor:
+    """``2 * pairs`` rows of ``steps`` images in [0, 1] (see :func:`interpolation_latents`)."""
+    device = next(generator.parameters()).device
+    value_range = output_range(getattr(generator, "output_activation", "tanh"))
+    z = interpolation_latents(noise, pairs, steps, seed).to(device)
+    return to_unit_range(generate(generator, z), value_range).cpu()
+
+
+def images_by_class(
+    generator: nn.Module, noise: NoisePrior, classifier: nn.Module, per_class: int = 8, max_samples: int = 10000,
+    seed: int = 0, batch_size: int = 500,
+) -> tuple[Tensor, Tensor]:
+    """``(images (10 * per_class, 1, 28, 28), counts (10,))``: row d holds the first ``per_class``
+    samples the classifier assigns to digit d (black where fewer were found); ``counts`` is how many
+    of the samples drawn went to each digit. Draws until every row is full or ``max_samples`` are drawn."""
+    from gan.evaluation.classifier import predict
+
+    rows: list[list[Tensor]] = [[] for _ in range(10)]
+    counts = torch.zeros(10, dtype=torch.long)
+    drawn, chunk_seed = 0, seed
+    while drawn < max_samples and min(len(r) for r in rows) < per_class:
+        m = min(batch_size, max_samples - drawn)
+        images = sample_images(generator, noise, m, seed=chunk_seed, batch_size=batch_size)
+        labels = predict(classifier, images)[1].argmax(1)
+        counts += torch.bincount(labels, minlength=10)
+        for image, label in zip(images, labels.tolist()):
+            if len(rows[label]) < per_class:
+                rows[label].append(image)
+        drawn, chunk_seed = drawn + m, chunk_seed + 1_000_003
+    blank = torch.zeros(1, 28, 28)
+    grid = [img for r in rows for img in (r + [blank] * (per_class - len(r)))]
+    return torch.stack(grid), counts
+
+
 def main(argv: list[str] | None = None) -> int:
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
-    ckpt, out = args.get("ckpt"), args.get("out", "samples.png")
+    ckpt, out, mode = args.get("ckpt"), args.get("out", "samples.png"), str(args.get("mode", "grid"))
     if ckpt is None:
-        print("usage: python -m gan.sample ckpt=PATH [n=64] [out=FILE.png|FILE.pt] [seed=0] [nrow=8]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    if mode not in MODES:
+        print(f"error: mode={mode} is unknown: use one of {', '.join(MODES)}", file=sys.stderr)
         return 2
     if Path(str(out)).suffix not in OUTPUT_KINDS:
         print(f"error: out={out} must end in .png (a grid) or .pt (a tensor)", file=sys.stderr)
         return 2
-    n = int(args.get("n", 64))
-    if n < 1:
-        print(f"error: n={n} must be a positive number of samples", file=sys.stderr)
+    defaults = {"grid": {"n": 64}, "interpolate": {"pairs": 4, "steps": 10}, "by_class": {"per_class": 8, "max_samples": 10000}}
+    try:
+        sizes = {key: int(args.get(key, default)) for key, default in defaults[mode].items()}
+    except ValueError as err:
+        print(f"error: {err}: {', '.join(defaults[mode])} must be whole numbers", file=sys.stderr)
         return 2
+    for key, value in sizes.items():
+        least = 2 if key == "steps" else 1
+        if value < least:
+            print(f"error: {key}={value} must be a whole number of at least {least}", file=sys.stderr)
+            return 2
+    seed = int(args.get("seed", 0))
+    extra = None
     try:
         generator, noise = load_generator(str(ckpt), args.get("device", "cpu"))
-    except RunError as err:
+        if mode == "grid":
+            images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), int(args.get("nrow", 8))
+            note = f"{sizes['n']} samples"
+        elif mode == "interpolate":
+            images = interpolate_images(generator, noise, sizes["pairs"], sizes["steps"], seed=seed)
+            nrow = sizes["steps"]
+            note = f"{sizes['pairs']} interpolations (rows: linear, then spherical, per pair)"
+        else:
+            from gan.evaluation.classifier import load_or_train_classifier
+
+            classifier = load_or_train_classifier(args.get("data_root"), str(args.get("recipe", "full")))
+            images, counts = images_by_class(generator, noise, classifier, sizes["per_class"], sizes["max_samples"], seed=seed)
+            nrow = sizes["per_class"]
+            total = int(counts.sum())
+            note = f"a row per digit; share of {total} samples per digit: " + ", ".join(
+                f"{d}: {100 * c / total:.1f}%" for d, c in enumerate(counts.tolist()))
+            short = [d for d in range(10) if counts[d] < sizes["per_class"]]
+            if short:
+                extra = f"fewer than {sizes['per_class']} samples of digit(s) {short}: their rows end in black cells"
+    except (RunError, DataFileError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    images = sample_images(generator, noise, n, seed=int(args.get("seed", 0)))
-    path = write_samples(images, str(out), nrow=int(args.get("nrow", 8)))
-    print(f"wrote {n} samples to {path}")
+    path = write_samples(images, str(out), nrow=nrow)
+    print(f"wrote {path}: {note}")
+    if extra:
+        print(extra)
     return 0
 
 

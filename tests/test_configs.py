@@ -93,7 +93,7 @@ def test_every_experiment_overlay_composes(make_cfg, option):
 
 
 def test_fast_dev_run_overlay_runs_one_batch(make_cfg):
-    cfg = make_cfg("model=mlp", "data.batch_size=8", "debug=fdr")
+    cfg = make_cfg("model=mlp", "data.batch_size=8", "debug=fdr", "callbacks.evaluation=null")
     train(cfg)
 
 

@@ -12,7 +12,8 @@ import pytest
 from gan.runs import load_checkpoint
 from tests.conftest import PROJECT, data_root
 
-RECIPE = ["model=mlp", "data.batch_size=16", "checkpoint_every=15", "sample_every=100000", "log_every=5"]
+RECIPE = ["model=mlp", "data.batch_size=16", "checkpoint_every=15", "sample_every=100000", "log_every=5",
+          "callbacks.evaluation=null"]
 
 
 def start_training(log_dir: Path, *overrides: str) -> subprocess.Popen:

@@ -11,7 +11,8 @@ from gan.train import train
 from tests.conftest import CONF_DIR, PROJECT, data_root
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-TINY = ["iterations=2", "checkpoint_every=2", "sample_every=2", "log_every=1", "callbacks.progress_bar=null"]
+TINY = ["iterations=2", "checkpoint_every=2", "sample_every=2", "log_every=1", "callbacks.progress_bar=null",
+        "callbacks.evaluation=null"]
 
 
 def test_every_tutorial_has_an_experiment():

@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
-from gan.sample import load_generator, main, sample_images
+from gan.noise import NoisePrior
+from gan.sample import interpolation_latents, load_generator, main, sample_images, slerp
 from gan.train import train
-from tests.conftest import PROJECT, QUICK, compose_config
+from tests.conftest import PROJECT, QUICK, compose_config, data_root
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,66 @@ def test_bad_arguments_give_one_clear_error(checkpoint, tmp_path, capsys):
     assert main([f"ckpt={checkpoint}", f"out={tmp_path / 'x.jpg'}"]) == 2
     assert "must end in .png" in capsys.readouterr().err
     assert main([]) == 2
+
+
+# ---------------------------------------------------------------------------------- modes
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The session-wide classifier cache (the quick recipe is trained once for all test modules)."""
+    path = tmp_path_factory.getbasetemp() / "gan-cache"
+    path.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GAN_CACHE_DIR", str(path))
+    yield path
+    patch.undo()
+
+
+def png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_slerp_keeps_the_ends_and_the_norm_of_equal_norm_vectors():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 16, generator=g), torch.randn(3, 16, generator=g)
+    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-5) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-5)
+    b = b / b.norm(dim=1, keepdim=True) * a.norm(dim=1, keepdim=True)
+    mid = slerp(a, b, 0.5)
+    assert torch.allclose(mid.norm(dim=1), a.norm(dim=1), rtol=1e-4)  # a linear midpoint would be shorter
+    assert torch.allclose(slerp(a, a, 0.3), a, atol=1e-5)  # parallel: no division by zero
+
+
+def test_interpolation_rows_start_and_end_at_the_same_pairs():
+    z = interpolation_latents(NoisePrior(8), pairs=3, steps=5, seed=1).reshape(6, 5, 8)
+    for pair in range(3):
+        linear, spherical = z[2 * pair], z[2 * pair + 1]
+        assert torch.allclose(linear[0], spherical[0], atol=1e-5) and torch.allclose(linear[-1], spherical[-1], atol=1e-5)
+        assert not torch.allclose(linear[2], spherical[2])
+
+
+def test_interpolate_mode_writes_a_grid(checkpoint, tmp_path, capsys):
+    out = tmp_path / "interp.png"
+    assert main([f"ckpt={checkpoint}", "mode=interpolate", "pairs=3", "steps=7", f"out={out}"]) == 0
+    assert png_size(out) == (2 + 7 * 30, 2 + 6 * 30)  # 7 columns, 2 rows (linear, spherical) per pair
+    assert "linear, then spherical" in capsys.readouterr().out
+    assert main([f"ckpt={checkpoint}", "mode=interpolate", "steps=1", f"out={out}"]) == 2
+
+
+def test_by_class_mode_writes_a_row_per_digit(checkpoint, cache, tmp_path, capsys):
+    out = tmp_path / "by_class.pt"
+    assert main([f"ckpt={checkpoint}", "mode=by_class", "per_class=4", "max_samples=500", "recipe=quick",
+                 f"data_root={data_root()}", f"out={out}"]) == 0
+    x = torch.load(out)
+    assert x.shape == (40, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
+    assert "a row per digit; share of" in capsys.readouterr().out
+    png = tmp_path / "by_class.png"
+    assert main([f"ckpt={checkpoint}", "mode=by_class", "per_class=4", "max_samples=500", "recipe=quick",
+                 f"data_root={data_root()}", f"out={png}"]) == 0
+    assert png_size(png) == (2 + 4 * 30, 2 + 10 * 30)
+
+
+def test_unknown_mode_is_a_usage_error(checkpoint, tmp_path, capsys):
+    assert main([f"ckpt={checkpoint}", "mode=movie", f"out={tmp_path / 'x.png'}"]) == 2
+    assert "mode=movie is unknown" in capsys.readouterr().err

@@ -123,8 +123,6 @@ def test_a_misspelt_key_without_plus_is_hydras_own_error():
 
 
 def test_the_allow_list_of_top_level_keys_can_be_extended(monkeypatch):
-    cfg = compose_config(["+eval_every=100"])
-    validate(cfg)  # listed in EXTRA_TOP_LEVEL_KEYS for the evaluation feature
     cfg = compose_config(["+new_feature_every=5"])
     with pytest.raises(ConfigError, match="new_feature_every=5: unknown key"):
         validate(cfg)

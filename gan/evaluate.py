@@ -1,0 +1,146 @@
+"""Score a trained generator, or a file of samples, against MNIST, beside the floor real data gets.
+
+    python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]
+    python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]
+
+``samples=`` takes an ``(n, 1, 28, 28)`` (or ``(n, 28, 28)``) tensor saved with ``torch.save``: floats
+in [0, 1], or in [-1, 1] (recognised by a negative minimum), or uint8 in [0, 255]; ``n=`` then keeps
+the first ``n``. Other options: ``recipe=full|quick`` (the feature classifier; see
+:mod:`gan.evaluation.classifier`), ``data_root=PATH`` (a folder holding ``MNIST/raw``; default
+``$GAN_DATA_ROOT``), ``device=cpu`` (where G runs).
+
+It prints a table of every metric of :mod:`gan.evaluation.metrics` with the floor (``n`` real training
+images against the MNIST test split) beside it, and with ``out=`` writes JSON whose top-level keys are
+the metric names, ``floor`` (the same keys for real data) and ``n``. A bad input ends with one
+``error:`` line and exit status 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor
+
+from gan.files import write_atomically
+from gan.idx import DataFileError
+from gan.runs import RunError
+
+log = logging.getLogger("gan.evaluate")
+
+USAGE = (
+    "usage: python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]\n"
+    "       python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]\n"
+    "  options: recipe=full|quick  data_root=PATH  device=cpu"
+)
+KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device"}
+
+
+class SamplesError(ValueError):
+    """A samples file that is not an image tensor the evaluation can use."""
+
+
+def load_samples(path: str | Path) -> Tensor:
+    """The images of a samples file as a float ``(n, 1, 28, 28)`` tensor in [0, 1]."""
+    path = Path(path)
+    if not path.is_file():
+        raise SamplesError(f"samples={path}: no such file")
+    try:
+        x = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SamplesError(f"samples={path} is not a readable tensor file ({type(err).__name__}); "
+                           "save one with torch.save(images, path)") from None
+    if not isinstance(x, Tensor):
+        raise SamplesError(f"samples={path} holds a {type(x).__name__}, not a tensor of images")
+    return to_unit_images(x, f"samples={path}")
+
+
+def to_unit_images(x: Tensor, what: str = "samples") -> Tensor:
+    """Check shape and range; map [-1, 1] floats and uint8 to [0, 1]."""
+    if x.dim() == 3 and tuple(x.shape[1:]) == (28, 28):
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise SamplesError(f"{what} has shape {tuple(x.shape)}; expected (n, 1, 28, 28) MNIST-sized images")
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if not x.is_floating_point():
+        raise SamplesError(f"{what} has dtype {x.dtype}; expected floats in [0, 1] or [-1, 1], or uint8")
+    x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        raise SamplesError(f"{what} holds NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low < 0:
+        if low < -1.001 or high > 1.001:
+            raise SamplesError(f"{what} has values in [{low:.3g}, {high:.3g}]; expected [0, 1] or [-1, 1]")
+        return ((x + 1) / 2).clamp_(0, 1)
+    if high > 1.001:
+        raise SamplesError(f"{what} has values up to {high:.3g}; expected [0, 1] or [-1, 1] (or a uint8 tensor for 0-255)")
+    return x.clamp_(0, 1)
+
+
+def run(args) -> dict:
+    n = None if args.get("n") is None else int(args.get("n"))
+    if args.get("samples") is not None:
+        samples = load_samples(str(args.samples))
+        if n is not None:
+            if n > len(samples):
+                raise SamplesError(f"n={n}, but samples={args.samples} holds only {len(samples)} images")
+            samples = samples[:n]
+        source = f"samples {args.samples}"
+    else:
+        from gan.sample import load_generator, sample_images
+
+        generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"))
+        n = 10000 if n is None else n
+        if n < 1:
+            raise SamplesError(f"n={n} must be a positive number of samples")
+        samples = sample_images(generator, noise, n, seed=int(args.get("seed", 0)))
+        source = f"checkpoint {args.ckpt} (seed {int(args.get('seed', 0))})"
+
+    from gan.evaluation.metrics import MIN_SAMPLES, Evaluator, format_report
+
+    if len(samples) < MIN_SAMPLES:
+        raise SamplesError(f"{source} gives {len(samples)} images; need at least {MIN_SAMPLES}")
+    evaluator = Evaluator.from_recipe(args.get("data_root"), str(args.get("recipe", "full")))
+    report = evaluator.report(samples)
+    clf = evaluator.classifier
+    print(f"{source}: {len(samples)} images; features of the MNIST classifier '{clf.recipe.name}' "
+          f"({clf.fingerprint}, test accuracy {clf.test_accuracy:.4f})")
+    print(format_report(report))
+    if args.get("out") is not None:
+        path = write_atomically(Path(str(args.out)), lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
+        print(f"wrote {path}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
+    except Exception as err:
+        print(f"error: {err}\n{USAGE}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.keys()) - KEYS)
+    if unknown:
+        print(f"error: unknown argument(s) {', '.join(unknown)}\n{USAGE}", file=sys.stderr)
+        return 2
+    if (args.get("ckpt") is None) == (args.get("samples") is None):
+        print(f"error: give exactly one of ckpt=PATH or samples=FILE.pt\n{USAGE}", file=sys.stderr)
+        return 2
+    if args.get("out") is not None and Path(str(args.out)).suffix != ".json":
+        print(f"error: out={args.out} must end in .json", file=sys.stderr)
+        return 2
+    try:
+        run(args)
+    except (RunError, DataFileError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sys.exit(main())
