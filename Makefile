@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-slow test-gpu bench classifier tensorboard clean
+.PHONY: install train test test-slow test-gpu bench classifier zoo-report tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(STAMP)
 ## train (or find cached) the MNIST classifier behind FID/KID/precision/recall (about 70 s)
 classifier: $(STAMP)
 	$(PY) -m gan.evaluation.classifier $(ARGS)
+
+## train every tutorial recipe for 2 CPU minutes each, score each: the README's table (about 25 min)
+zoo-report: $(STAMP)
+	$(PY) -m gan.zoo_report $(ARGS)
 
 ## TensorBoard over every run under outputs/
 tensorboard: $(STAMP)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -20,15 +21,21 @@ def main() -> None:
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
     from bench.plain import run_plain
+    from bench.quality import time_to_quality
     from bench.recipes import compose_recipe
     from bench.template import run_template
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_recipe(recipe, overrides, f"{tmp}/run")
-        run = run_template if kind == "template" else run_plain
-        its = run(cfg, int(iterations), int(warmup))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"its": its, "peak_rss_mb": peak_mb, "threads": torch.get_num_threads()}))
+        if kind == "quality":  # iterations = the cap; warmup = eval_every
+            result = time_to_quality(cfg, float(os.environ.get("BENCH_FID_THRESHOLD", "100")),
+                                     int(iterations), int(warmup), int(os.environ.get("BENCH_EVAL_SAMPLES", "1000")))
+        else:
+            run = run_template if kind == "template" else run_plain
+            result = {"its": run(cfg, int(iterations), int(warmup))}
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["threads"] = torch.get_num_threads()
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

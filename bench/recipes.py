@@ -12,6 +12,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 RECIPES = {
     "cs231n_gan": ["experiment=cs231n_gan"],
     "cs231n_dcgan": ["experiment=cs231n_dcgan"],
+    "default": [],  # what `make train` runs
 }
 
 

@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the iteration counts")
     parser.add_argument("--no-switches", action="store_true", help="skip the switch rows")
     parser.add_argument("--switch-recipe", default="cs231n_dcgan")
+    parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality run")
+    parser.add_argument("--fid-threshold", type=float, default=100.0, help="FID that counts as good digits")
+    parser.add_argument("--quality-iterations", type=int, default=500, help="cap of the time-to-quality run")
+    parser.add_argument("--quality-eval-every", type=int, default=100)
     parser.add_argument("--out", default=str(PROJECT / "outputs" / "bench.json"))
     args = parser.parse_args(argv)
 
@@ -105,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
             if torch.cuda.is_available() else {"skipped": "no CUDA GPU here: bf16 on these CPUs is far slower than fp32"}
         )
     result["switches"] = {"recipe": args.switch_recipe, **switches}
+
+    if not args.no_quality:
+        os.environ["BENCH_FID_THRESHOLD"] = str(args.fid_threshold)
+        quality = measure("default", "quality", args.quality_iterations, args.quality_eval_every)
+        quality.pop("threads", None)
+        result["time_to_quality"] = {"recipe": "default (make train)", **quality}
+        print(f"time to quality: {quality}", flush=True)
     result["machine"] = machine()
     result["machine"]["wall_seconds"] = round(time.time() - started, 1)
 
@@ -131,6 +142,13 @@ def print_table(result: dict) -> None:
                 print(f"| {name} | {s['its']:.2f} | {s['vs_plain']:.3f} | {s['vs_template_default']:.3f} |")
             else:
                 print(f"| {name} | {s.get('its', '-')} | {s.get('skipped', '')} | |")
+    quality = result.get("time_to_quality")
+    if quality:
+        reached = quality["reached"]
+        print(f"\ntime to FID < {quality['threshold']} ({quality['recipe']}, {quality['eval_samples']} samples every "
+              f"{quality['eval_every']} iterations): "
+              + (f"{reached['seconds']} s (iteration {reached['iteration']})" if reached else "not reached"))
+        print("FID trace: " + ", ".join(f"{p['iteration']}: {p['fid']} @ {p['seconds']} s" for p in quality["trace"]))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -10,21 +11,27 @@ from gan.images import output_layer
 from gan.nets.init import initialize
 
 
+HIDDEN_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
 class MLPGenerator(nn.Module):
-    """noise -> hidden ReLU layers -> 784 pixels through ``output_activation``, as (n, 1, 28, 28)."""
+    """noise -> hidden layers (ReLU or sigmoid) -> 784 pixels through ``output_activation``, as (n, 1, 28, 28)."""
 
     def __init__(
         self,
         noise_dim: int = 96,
         hidden: Sequence[int] = (1024, 1024),
         output_activation: str = "tanh",
-        init: str | None = "xavier_uniform",
+        init: str | Mapping[str, Any] | None = "xavier_uniform",
+        hidden_activation: str = "relu",
     ) -> None:
         super().__init__()
+        if hidden_activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"hidden_activation={hidden_activation!r}: use one of {sorted(HIDDEN_ACTIVATIONS)}")
         layers: list[nn.Module] = []
         width = noise_dim
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            layers += [nn.Linear(width, size), HIDDEN_ACTIVATIONS[hidden_activation]()]
             width = size
         layers += [nn.Linear(width, 28 * 28), output_layer(output_activation)]
         self.net = nn.Sequential(*layers)

@@ -13,15 +13,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from gan.images import output_layer
 from gan.nets.init import initialize
+from gan.nets.mlp import MLPGenerator
 
 # the tutorial's initialiser: weights normal(0, 0.1), biases constant 0.2
 TF_SIMPLE_INIT: Mapping[str, Any] = MappingProxyType({"scheme": "normal", "std": 0.1, "bias": 0.2})
 
 
-class TFSimpleGenerator(nn.Module):
-    """noise -> sigmoid FC layers -> 784 pixels through ``output_activation``, as (n, 1, 28, 28)."""
+class TFSimpleGenerator(MLPGenerator):
+    """The MLP generator with sigmoid hidden layers (256, 512) and sigmoid output, TF-style init."""
 
     def __init__(
         self,
@@ -30,20 +30,7 @@ class TFSimpleGenerator(nn.Module):
         output_activation: str = "sigmoid",
         init: str | Mapping[str, Any] | None = TF_SIMPLE_INIT,
     ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = noise_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.Sigmoid()]
-            width = size
-        layers += [nn.Linear(width, 28 * 28), output_layer(output_activation)]
-        self.net = nn.Sequential(*layers)
-        self.noise_dim = noise_dim
-        self.output_activation = output_activation
-        initialize(self, init)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(z.shape[0], 1, 28, 28)
+        super().__init__(noise_dim, hidden, output_activation, init, hidden_activation="sigmoid")
 
 
 class TFSimpleDiscriminator(nn.Module):

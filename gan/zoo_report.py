@@ -1,0 +1,92 @@
+"""``make zoo-report``: train every tutorial recipe for the same CPU budget, then score each.
+
+    python -m gan.zoo_report [budget=00:00:02:00] [n=5000] [experiments=cs231n_gan,wgan] [out=DIR]
+
+Each experiment trains for at most ``budget`` of wall time (Lightning's ``max_time``; shorter
+recipes such as tf_simple_gan stop at their own length), in ``<out>/<experiment>/``, and its
+``last.ckpt`` is scored by :mod:`gan.evaluate` with ``n`` samples. The table (markdown, with the
+floor of real data in its last row) is printed and written to ``<out>/zoo_report.md`` and
+``<out>/zoo_report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
+
+from gan.files import write_atomically
+
+PROJECT = Path(__file__).resolve().parents[1]
+COLUMNS = ("fid", "kid", "precision", "recall", "coverage")
+
+
+def experiments() -> list[str]:
+    return sorted(p.stem for p in (PROJECT / "conf" / "experiment").glob("*.yaml"))
+
+
+def train_one(name: str, budget: str, run_dir: Path) -> tuple[Path, int, float]:
+    from gan.train import train
+
+    with initialize_config_dir(config_dir=str(PROJECT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            f"experiment={name}", "iterations=null", "trainer.max_epochs=-1", f"+trainer.max_time={budget}",
+            "callbacks.evaluation=null", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false",
+        ])
+    with open_dict(cfg):
+        if name == "tf_simple_gan":  # a 500-iteration recipe: keep its own length
+            cfg.iterations = 500
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.log_dir = str(run_dir.parent)
+    started = time.perf_counter()
+    metrics = train(cfg)
+    return run_dir / "checkpoints" / "last.ckpt", int(metrics.get("train/iteration", 0)), time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
+    budget = str(args.get("budget", "00:00:02:00"))
+    n = int(args.get("n", 5000))
+    names = str(args.get("experiments")).split(",") if args.get("experiments") else experiments()
+    out = Path(str(args.get("out", PROJECT / "outputs" / "zoo" / time.strftime("%Y-%m-%d_%H-%M-%S"))))
+
+    from gan.evaluation.metrics import Evaluator
+    from gan.sample import load_generator, sample_images
+
+    evaluator = Evaluator.from_recipe(None, "full")
+    rows, floor = {}, None
+    for name in names:
+        ckpt, iterations, seconds = train_one(name, budget, out / name)
+        generator, noise = load_generator(ckpt)
+        report = evaluator.report(sample_images(generator, noise, n, seed=0))
+        floor = report["floor"]
+        rows[name] = {"iterations": iterations, "train_seconds": round(seconds, 1), **{k: report[k] for k in COLUMNS}}
+        print(f"{name}: {rows[name]}", flush=True)
+
+    lines = [
+        f"| experiment | GAN iterations in {budget} | " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+    ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['iterations']} | " + " | ".join(_fmt(row[k]) for k in COLUMNS) + " |")
+    if floor is not None:
+        lines.append(f"| *floor (real train vs test)* | | " + " | ".join(_fmt(floor[k]) for k in COLUMNS) + " |")
+    table = "\n".join(lines)
+    print(table)
+    write_atomically(out / "zoo_report.md", lambda p: p.write_text(table + "\n"))
+    write_atomically(out / "zoo_report.json", lambda p: p.write_text(
+        json.dumps({"budget": budget, "n": n, "rows": rows, "floor": floor}, indent=2) + "\n"))
+    print(f"wrote {out / 'zoo_report.md'}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
