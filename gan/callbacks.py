@@ -122,21 +122,31 @@ class IterationCheckpoint(Callback):
             self.save(trainer, pl_module)
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
-            from gan.module import NonFiniteError
-
-            raise NonFiniteError(
-                f"the weights at GAN iteration {pl_module.iteration} are not finite: {self.path} is "
-                "left as it was (the last good checkpoint)"
-            )
-        if trainer.is_global_zero:
-            self.dirpath.mkdir(parents=True, exist_ok=True)
-        tmp = self.dirpath / f".{self.filename}.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
-        if trainer.is_global_zero:
-            tmp.replace(self.path)
-        trainer.strategy.barrier("gan-checkpoint")
+        save_checkpoint_atomically(trainer, pl_module, self.path)
         self.last_saved = pl_module.iteration
+
+
+def save_checkpoint_atomically(trainer: pl.Trainer, pl_module: pl.LightningModule, path: Path) -> None:
+    """Write a full checkpoint to ``path`` through a temporary file and a rename, so ``path`` is
+    always complete whatever moment the process dies at. Weights that are not finite are never
+    written: :class:`gan.module.NonFiniteError` is raised and ``path`` keeps the last good state.
+    Every rank calls this (Lightning gathers sharded state); rank 0 alone writes and renames.
+    """
+    if not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
+        from gan.module import NonFiniteError
+
+        raise NonFiniteError(
+            f"the weights at GAN iteration {pl_module.iteration} are not finite: {path} is "
+            "left as it was (the last good checkpoint)"
+        )
+    path = Path(path)
+    if trainer.is_global_zero:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
+    if trainer.is_global_zero:
+        tmp.replace(path)
+    trainer.strategy.barrier(f"gan-checkpoint-{path.name}")
 
 
 class IterationProgressBar(TQDMProgressBar):

@@ -38,6 +38,20 @@ def mnist_root() -> Path:
     return data_root()
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The classifier cache folder shared by the whole session (``GAN_CACHE_DIR``), so the quick
+    classifier recipe is trained once for every test module that scores samples; GAN_DATA_ROOT
+    points at the MNIST root for the CLIs these modules run in subprocesses."""
+    path = tmp_path_factory.getbasetemp() / "gan-cache"
+    path.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GAN_CACHE_DIR", str(path))
+    patch.setenv("GAN_DATA_ROOT", str(data_root()))
+    yield path
+    patch.undo()
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """``make_cfg(*overrides)``: a composed config writing into this test's tmp_path."""

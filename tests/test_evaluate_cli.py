@@ -19,18 +19,6 @@ N = 200
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """The session-wide cache folder: the quick classifier is trained once for all test modules."""
-    path = tmp_path_factory.getbasetemp() / "gan-cache"
-    path.mkdir(exist_ok=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GAN_CACHE_DIR", str(path))
-    patch.setenv("GAN_DATA_ROOT", str(data_root()))
-    yield path
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
 def real_file(tmp_path_factory):
     from gan.data import load_split
 

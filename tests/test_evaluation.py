@@ -38,17 +38,6 @@ N = 1000  # samples per metric test (the floor is computed once for this n)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One cache folder for the whole session (shared with the other evaluation test modules)."""
-    path = tmp_path_factory.getbasetemp() / "gan-cache"
-    path.mkdir(exist_ok=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GAN_CACHE_DIR", str(path))
-    yield path
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
 def evaluator(cache):
     return Evaluator.from_recipe(data_root(), "quick")
 
@@ -319,6 +308,17 @@ def test_no_final_evaluation_when_a_signal_stopped_training():
     finished = SimpleNamespace(callbacks=[SimpleNamespace(received=None)], should_stop=True)
     callback.on_train_batch_end(finished, module, None, None, 0)
     assert calls == [7]
+
+
+def test_final_false_evaluates_only_on_the_cadence():
+    calls = []
+    callback = Evaluation(every=5, n_samples=10, recipe="quick", final=False)
+    callback.evaluate = lambda trainer, module: calls.append(module.iteration)
+    finished = SimpleNamespace(callbacks=[], should_stop=True)
+    for it in (5, 7):
+        callback.on_train_batch_end(finished, SimpleNamespace(iteration=it), None, None, 0)
+    callback.on_train_end(finished, SimpleNamespace(iteration=7))
+    assert calls == [5]
 
 
 @pytest.mark.slow

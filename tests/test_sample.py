@@ -64,17 +64,6 @@ def test_bad_arguments_give_one_clear_error(checkpoint, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------- modes
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """The session-wide classifier cache (the quick recipe is trained once for all test modules)."""
-    path = tmp_path_factory.getbasetemp() / "gan-cache"
-    path.mkdir(exist_ok=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GAN_CACHE_DIR", str(path))
-    yield path
-    patch.undo()
-
-
 def png_size(path):
     from PIL import Image
 

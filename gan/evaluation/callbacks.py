@@ -29,7 +29,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
-from gan.callbacks import generate
+from gan.callbacks import generate, save_checkpoint_atomically
 from gan.files import write_atomically
 from gan.images import to_unit_range
 
@@ -65,6 +65,7 @@ class Evaluation(Callback):
         seed: int = 0,
         batch_size: int = 500,
         dataset: str = "MNIST",
+        final: bool = True,
     ) -> None:
         from gan.evaluation.classifier import get_recipe
         from gan.evaluation.metrics import MIN_SAMPLES
@@ -81,6 +82,7 @@ class Evaluation(Callback):
         self.data_root = data_root
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.final = bool(final)  # also evaluate when training ends (off: only every `every` iterations)
         self.enabled = dataset == "MNIST"
         if not self.enabled:
             log.warning("evaluation is off: its metrics measure MNIST digits, and the data is %s", dataset)
@@ -116,11 +118,11 @@ class Evaluation(Callback):
                 log.warning("%s is not readable: the best FID starts afresh", note)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if pl_module.iteration % self.every == 0 or (trainer.should_stop and not _interrupted(trainer)):
+        if pl_module.iteration % self.every == 0 or (self.final and trainer.should_stop and not _interrupted(trainer)):
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.last_evaluated == pl_module.iteration:
+        if self.last_evaluated == pl_module.iteration or not self.final:
             return
         if _interrupted(trainer):  # leave the time to the checkpoint; the resumed run evaluates at its end
             log.info("training was interrupted: no final evaluation at GAN iteration %d", pl_module.iteration)
@@ -175,24 +177,20 @@ class Evaluation(Callback):
                 metrics["recall"], metrics["coverage"], metrics["classifier_score"], " (best so far)" if improved else "",
             )
         if improved and self.dirpath is not None:
-            self._save_best(trainer, it)
+            self._save_best(trainer, pl_module, it)
         return metrics
 
     def _note_path(self) -> Path | None:
         return self.dirpath / "best_fid.json" if self.dirpath is not None else None
 
-    def _save_best(self, trainer: pl.Trainer, iteration: int) -> None:
-        """``best_fid.ckpt`` through a temporary file and a rename, as ``IterationCheckpoint`` does."""
-        assert self.dirpath is not None and self.best_path is not None
+    def _save_best(self, trainer: pl.Trainer, pl_module: pl.LightningModule, iteration: int) -> None:
+        """``best_fid.ckpt`` (atomic, finite weights only) and its note ``{fid, iteration}``."""
+        assert self.best_path is not None
+        save_checkpoint_atomically(trainer, pl_module, self.best_path)
         if trainer.is_global_zero:
-            self.dirpath.mkdir(parents=True, exist_ok=True)
-        tmp = self.dirpath / f".{BEST_FID}.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
-        if trainer.is_global_zero:
-            tmp.replace(self.best_path)
             note = json.dumps({"fid": self.best_fid, "iteration": iteration}) + "\n"
             write_atomically(self._note_path(), lambda p: p.write_text(note))
-        trainer.strategy.barrier("gan-best-fid")
+        trainer.strategy.barrier("gan-best-fid-note")
 
 
 def _interrupted(trainer: pl.Trainer) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from gan.images import output_layer
 from gan.nets.init import initialize
+from gan.nets.mlp import MLPGenerator
 
 MAXOUT_D_INIT: Mapping[str, Any] = MappingProxyType({"scheme": "uniform", "bound": 0.005, "bias": 0.0})
 MAXOUT_G_INIT: Mapping[str, Any] = MappingProxyType({"scheme": "uniform", "bound": 0.05, "bias": 0.0})
@@ -65,9 +65,10 @@ class MaxoutDiscriminator(nn.Module):
         return self.net(x)
 
 
-class BatchNormMLPGenerator(nn.Module):
-    """BN on the noise, then FC -> ReLU -> BN per hidden layer, then FC to 784 pixels through
-    ``output_activation``, as (n, 1, 28, 28)."""
+class BatchNormMLPGenerator(MLPGenerator):
+    """The ReNom tutorial's G: BN on the noise, then FC -> ReLU -> BN per hidden layer, then FC to
+    784 pixels through ``output_activation``, as (n, 1, 28, 28); an :class:`MLPGenerator` with
+    ``batch_norm=True`` and the tutorial's sizes and init as defaults."""
 
     def __init__(
         self,
@@ -76,17 +77,4 @@ class BatchNormMLPGenerator(nn.Module):
         output_activation: str = "sigmoid",
         init: str | Mapping[str, Any] | None = MAXOUT_G_INIT,
     ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.BatchNorm1d(noise_dim)]
-        width = noise_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.BatchNorm1d(size)]
-            width = size
-        layers += [nn.Linear(width, 28 * 28), output_layer(output_activation)]
-        self.net = nn.Sequential(*layers)
-        self.noise_dim = noise_dim
-        self.output_activation = output_activation
-        initialize(self, init)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(z.shape[0], 1, 28, 28)
+        super().__init__(noise_dim, hidden, output_activation, init, hidden_activation="relu", batch_norm=True)

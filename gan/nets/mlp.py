@@ -15,7 +15,11 @@ HIDDEN_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
 class MLPGenerator(nn.Module):
-    """noise -> hidden layers (ReLU or sigmoid) -> 784 pixels through ``output_activation``, as (n, 1, 28, 28)."""
+    """noise -> hidden layers (ReLU or sigmoid) -> 784 pixels through ``output_activation``, as (n, 1, 28, 28).
+
+    ``batch_norm=True`` normalises the noise and each hidden layer's output (after its activation),
+    as the ReNom maxout GAN's generator does.
+    """
 
     def __init__(
         self,
@@ -24,14 +28,17 @@ class MLPGenerator(nn.Module):
         output_activation: str = "tanh",
         init: str | Mapping[str, Any] | None = "xavier_uniform",
         hidden_activation: str = "relu",
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if hidden_activation not in HIDDEN_ACTIVATIONS:
             raise ValueError(f"hidden_activation={hidden_activation!r}: use one of {sorted(HIDDEN_ACTIVATIONS)}")
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.BatchNorm1d(noise_dim)] if batch_norm else []
         width = noise_dim
         for size in hidden:
             layers += [nn.Linear(width, size), HIDDEN_ACTIVATIONS[hidden_activation]()]
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(size))
             width = size
         layers += [nn.Linear(width, 28 * 28), output_layer(output_activation)]
         self.net = nn.Sequential(*layers)
