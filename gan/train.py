@@ -24,6 +24,9 @@ from gan.validate import main_guard, validate
 
 log = logging.getLogger("gan.train")
 
+# in train()'s result when SIGTERM/SIGINT ended the run early (its checkpoint is saved)
+STOPPED_BY_SIGNAL = "train/stopped_by_signal"
+
 
 def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
     """Decide where the run writes; for a resume, that is the checkpoint's own run folder."""
@@ -68,6 +71,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if resumed_at is not None:
         log.info("resuming %s at GAN iteration %d", checkpoint, resumed_at)
     log.info("run folder: %s", run_dir.resolve())
+    log.info(batch_size_line(int(cfg.data.batch_size), trainer.world_size, trainer.num_nodes))
 
     with warnings.catch_warnings():
         # Mid-epoch resume is handled by the data module's sampler (it skips consumed batches).
@@ -77,14 +81,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if any(getattr(cb, "received", None) for cb in trainer.callbacks):  # gan.callbacks.StopOnSignal
+        metrics[STOPPED_BY_SIGNAL] = 1.0
     log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), run_dir / CHECKPOINT_DIR)
     return metrics
+
+
+def batch_size_line(per_process: int, world_size: int, num_nodes: int = 1) -> str:
+    """The log line that says how many images one GAN iteration sees, summed over processes."""
+    processes = f"{world_size} process{'es' if world_size != 1 else ''}"
+    if num_nodes > 1:
+        processes += f" on {num_nodes} nodes"
+    return (f"batch size: {per_process} per process x {processes} = effective batch {per_process * world_size} "
+            "(D and G gradients are averaged over all processes)")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @main_guard
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
+    if metrics.get(STOPPED_BY_SIGNAL):
+        from gan.sweep import in_multirun
+
+        if in_multirun():  # Ctrl+C or a pre-emption ends the sweep, not only the job running now
+            log.warning("the sweep stops here: the jobs after this one are not started")
+        raise SystemExit(0)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

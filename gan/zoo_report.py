@@ -1,6 +1,6 @@
 """``make zoo-report``: train every tutorial recipe for the same CPU budget, then score each.
 
-    python -m gan.zoo_report [budget=00:00:02:00] [n=5000] [experiments=cs231n_gan,wgan] [out=DIR]
+    python -m gan.zoo_report [budget=00:00:02:00] [n=5000] [experiments=cs231n_gan,wgan] [out=DIR] [recipe=full]
 
 Each experiment trains for at most ``budget`` of wall time (Lightning's ``max_time``; shorter
 recipes such as tf_simple_gan stop at their own length), in ``<out>/<experiment>/``, and its
@@ -30,7 +30,7 @@ def experiments() -> list[str]:
 
 
 def train_one(name: str, budget: str, run_dir: Path) -> tuple[Path, int, float]:
-    from gan.train import train
+    from gan.train import STOPPED_BY_SIGNAL, train
 
     with initialize_config_dir(config_dir=str(PROJECT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
@@ -44,7 +44,23 @@ def train_one(name: str, budget: str, run_dir: Path) -> tuple[Path, int, float]:
         cfg.paths.log_dir = str(run_dir.parent)
     started = time.perf_counter()
     metrics = train(cfg)
+    if metrics.get(STOPPED_BY_SIGNAL):
+        raise SystemExit(f"zoo report stopped by a signal during {name} (its run is in {run_dir}); no table written")
     return run_dir / "checkpoints" / "last.ckpt", int(metrics.get("train/iteration", 0)), time.perf_counter() - started
+
+
+def trained_before(run_dir: Path) -> tuple[Path, int, float | None] | None:
+    """The finished run of an earlier, interrupted report in ``run_dir``, if there is one."""
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    note = run_dir / "zoo_run.json"
+    if note.is_file() and ckpt.is_file():
+        done = json.loads(note.read_text())
+        return ckpt, int(done["iterations"]), done["train_seconds"]
+    if ckpt.is_file():
+        from gan.runs import load_checkpoint
+
+        return ckpt, int(load_checkpoint(ckpt)["gan"]["iteration"]), None
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +73,21 @@ def main(argv: list[str] | None = None) -> int:
     from gan.evaluation.metrics import Evaluator
     from gan.sample import load_generator, sample_images
 
-    evaluator = Evaluator.from_recipe(None, "full")
+    evaluator = Evaluator.from_recipe(args.get("data_root"), str(args.get("recipe", "full")))
     rows, floor = {}, None
     for name in names:
-        ckpt, iterations, seconds = train_one(name, budget, out / name)
+        done = trained_before(out / name)
+        if done is None:
+            ckpt, iterations, seconds = train_one(name, budget, out / name)
+            write_atomically(out / name / "zoo_run.json", lambda p: p.write_text(
+                json.dumps({"iterations": iterations, "train_seconds": round(seconds, 1)}) + "\n"))
+        else:
+            ckpt, iterations, seconds = done
+            print(f"{name}: trained before in {out / name}, scoring it again", flush=True)
         generator, noise = load_generator(ckpt)
         report = evaluator.report(sample_images(generator, noise, n, seed=0))
         floor = report["floor"]
-        rows[name] = {"iterations": iterations, "train_seconds": round(seconds, 1), **{k: report[k] for k in COLUMNS}}
+        rows[name] = {"iterations": iterations, "train_seconds": None if seconds is None else round(seconds, 1), **{k: report[k] for k in COLUMNS}}
         print(f"{name}: {rows[name]}", flush=True)
 
     lines = [

@@ -16,17 +16,18 @@ RECIPE = ["model=mlp", "data.batch_size=16", "checkpoint_every=15", "sample_ever
           "callbacks.evaluation=null"]
 
 
-def start_training(log_dir: Path, *overrides: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gan.train", *RECIPE, f"paths.log_dir={log_dir}", f"data.root={data_root()}",
+def start_training(log_dir: Path, *overrides: str, multirun: bool = False) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gan.train", *(["-m"] if multirun else []), *RECIPE, f"paths.log_dir={log_dir}", f"data.root={data_root()}",
            "callbacks.progress_bar=null", *overrides]
     return subprocess.Popen(cmd, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for_checkpoint(log_dir: Path, proc: subprocess.Popen, min_iteration: int, timeout: float = 120) -> Path:
+def wait_for_checkpoint(log_dir: Path, proc: subprocess.Popen, min_iteration: int, timeout: float = 120,
+                        pattern: str = "runs/**/checkpoints/last.ckpt") -> Path:
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.stdout.read()[-3000:]
-        for ckpt in log_dir.glob("runs/**/checkpoints/last.ckpt"):
+        for ckpt in log_dir.glob(pattern):
             try:
                 if load_checkpoint(ckpt)["gan"]["iteration"] >= min_iteration:
                     return ckpt
@@ -73,3 +74,14 @@ def test_sigterm_and_sigint_save_a_checkpoint_and_exit_cleanly(tmp_path, signum)
     at = load_checkpoint(ckpt)["gan"]["iteration"]
     assert at == int(stopped.group(1)) >= 15  # saved at the iteration it stopped, not the last period
     resume_to(tmp_path, ckpt, at + 5)
+
+
+def test_a_signal_during_a_sweep_stops_the_whole_sweep(tmp_path):
+    proc = start_training(tmp_path, "seed=0,1", "iterations=100000", multirun=True)
+    ckpt = wait_for_checkpoint(tmp_path, proc, min_iteration=15, pattern="multiruns/**/checkpoints/last.ckpt")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert "the sweep stops here" in out
+    assert ckpt.parent.parent.name == "0"  # the first job saved its checkpoint...
+    assert not (ckpt.parent.parent.parent / "1").exists()  # ...and the second never started
