@@ -76,3 +76,37 @@ def test_unreadable_records_are_reported_not_fatal(tmp_path):
     (tmp_path / "3.json").write_text("{not json")
     (records,) = read_failures(tmp_path)
     assert records["job"] == "3" and "unreadable failure record" in records["error"]
+
+
+# ---------------------------------------------------------------------------------- SLURM route
+def test_slurm_ddp_launcher_asks_for_one_task_per_gpu_on_every_node():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True, overrides=[
+            "hydra/launcher=slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+            "hydra.launcher.partition=gpu",
+        ])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu" and launcher.timeout_min > 0
+
+
+def test_sweep_through_the_submitit_launcher_runs_every_job(tmp_path):
+    """The SLURM launcher's code path, with submitit's local executor standing in for sbatch."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cmd = [
+        sys.executable, "-m", "gan.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+        "model=mlp", "data.batch_size=16", "seed=0,1", "iterations=2", "checkpoint_every=2", "sample_every=2",
+        "log_every=1", f"paths.log_dir={tmp_path}", f"data.root={data_root()}", "callbacks.progress_bar=null",
+        "+trainer.enable_progress_bar=false", "callbacks.evaluation=null",
+    ]
+    done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    (sweep,) = Path(tmp_path).glob("multiruns/*/*")
+    assert sorted(p.relative_to(sweep).parts[0] for p in sweep.glob("*/checkpoints/last.ckpt")) == ["0", "1"]
+    assert list(sweep.glob(".submitit/*"))  # the jobs went through submitit
