@@ -18,12 +18,15 @@ from gan.data import load_split
 from gan.images import output_range
 
 
+def build_networks(cfg: DictConfig):
+    """G, D and the noise prior of ``cfg.model``, initialised as the template initialises them."""
+    torch.manual_seed(cfg.seed)
+    return instantiate(cfg.model.generator), instantiate(cfg.model.discriminator), instantiate(cfg.model.noise)
+
+
 def run_plain(cfg: DictConfig, iterations: int, warmup: int) -> float:
     """Train ``warmup + iterations`` GAN iterations; return iterations per second after warm-up."""
-    torch.manual_seed(cfg.seed)
-    G = instantiate(cfg.model.generator)
-    D = instantiate(cfg.model.discriminator)
-    noise = instantiate(cfg.model.noise)
+    G, D, noise = build_networks(cfg)
     opt_g = instantiate(cfg.model.optimizer_g)(G.parameters())
     opt_d = instantiate(cfg.model.optimizer_d)(D.parameters())
     images, _ = load_split(cfg.data.root, "train", download=False)

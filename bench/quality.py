@@ -14,9 +14,11 @@ TRACE: list[dict] = []
 
 
 class FidTrace(pl.Callback):
-    """Records (iteration, seconds since training started, val/fid) after each evaluation."""
+    """Records (iteration, seconds since training started, val/fid) after each evaluation, and
+    stops training once the FID is below ``threshold`` (the question is answered)."""
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float | None = None) -> None:
+        self.threshold = threshold
         self.start: float | None = None
         self.last_fid = None
 
@@ -30,10 +32,12 @@ class FidTrace(pl.Callback):
             self.last_fid = fid
             TRACE.append({"iteration": pl_module.iteration, "seconds": round(time.perf_counter() - self.start, 1),
                           "fid": round(float(fid), 2)})
+            if self.threshold is not None and float(fid) < self.threshold:
+                trainer.should_stop = True
 
 
-def make_trace() -> FidTrace:
-    return FidTrace()
+def make_trace(threshold: float | None = None) -> FidTrace:
+    return FidTrace(threshold)
 
 
 def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int, eval_samples: int) -> dict:
@@ -44,7 +48,7 @@ def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int,
         callbacks = OmegaConf.to_container(cfg.callbacks)
         order = list(callbacks)
         at = order.index("evaluation") + 1  # right after the evaluation callback
-        cfg.callbacks = {**{k: callbacks[k] for k in order[:at]}, "fid_trace": {"_target_": "bench.quality.make_trace"},
+        cfg.callbacks = {**{k: callbacks[k] for k in order[:at]}, "fid_trace": {"_target_": "bench.quality.make_trace", "threshold": threshold},
                          **{k: callbacks[k] for k in order[at:]}}
     train(cfg)
     reached = next((p for p in TRACE if p["fid"] < threshold), None)
