@@ -24,7 +24,7 @@ from bench.recipes import PROJECT
 
 # (iterations measured after the warm-up, warm-up iterations, A B rounds) per recipe; the DCGAN
 # costs ~12x the MLP per iteration, and the MLP's short runs are the noisier, so it gets more rounds
-DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30, 3), "cs231n_dcgan": (30, 6, 2)}
+DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30, 4), "cs231n_dcgan": (40, 6, 2)}
 SWITCHES = {
     "reuse_fake": ["model.reuse_fake=true"],
     "channels_last": ["model.channels_last=true"],
@@ -82,7 +82,7 @@ def compare(recipe: str, iterations: int, warmup: int, rounds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=None, help="A B pairs per recipe (default: 3 MLP, 2 DCGAN)")
+    parser.add_argument("--rounds", type=int, default=None, help="A B pairs per recipe (default: 4 MLP, 2 DCGAN)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the iteration counts")
     parser.add_argument("--no-switches", action="store_true", help="skip the switch rows")
     parser.add_argument("--switch-recipe", default="cs231n_dcgan")

@@ -25,6 +25,9 @@ from gan.noise import NoisePrior
 
 log = logging.getLogger(__name__)
 
+# layers whose output for one image depends on the rest of its batch in training mode
+# (BatchNorm and SyncBatchNorm; instance, group and layer norms are per image)
+BATCH_STATISTICS = (nn.modules.batchnorm._BatchNorm,)
 SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake")
 SCHEDULES = ("alternating", "simultaneous")
 NONFINITE_POLICIES = ("stop", "skip")
@@ -77,6 +80,7 @@ class GAN(pl.LightningModule):
         reuse_fake: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        joint_d_pass: bool = False,
         on_nonfinite: str = "stop",
         max_iterations: int | None = None,
         log_every: int = 10,
@@ -99,6 +103,14 @@ class GAN(pl.LightningModule):
                 raise ValueError(f"loss={loss.name} needs model.{key}={wanted}, but the model has {key}={have}")
         if schedule == "simultaneous" and reuse_fake:
             raise ValueError("reuse_fake applies to the alternating schedule (simultaneous already shares one pass)")
+        if joint_d_pass:
+            batch_dependent = [type(m).__name__ for m in discriminator.modules() if isinstance(m, BATCH_STATISTICS)]
+            if batch_dependent:
+                raise ValueError(
+                    f"model.joint_d_pass=true needs a discriminator that scores each image on its own, but this one "
+                    f"has {batch_dependent[0]} (batch statistics would mix real and generated images): set it to false"
+                )
+        self.joint_d_pass = bool(joint_d_pass)
         self.generator = generator
         self.discriminator = discriminator
         self.noise = noise
@@ -224,8 +236,11 @@ class GAN(pl.LightningModule):
             else:
                 with torch.no_grad():
                     fake = self.generator(self.sample_noise(n))
-            real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake.detach())
+            if self.joint_d_pass:  # one forward/backward over both halves: the same numbers, fewer, larger ops
+                real_logits, fake_logits = self.discriminator(torch.cat([real, fake.detach()])).split(n)
+            else:
+                real_logits = self.discriminator(real)
+                fake_logits = self.discriminator(fake.detach())
             d_loss = self.loss.d_loss(real_logits, fake_logits)
             if self.loss.penalty is not None:
                 d_loss = d_loss + self.loss.penalty(self.discriminator, real, fake)

@@ -215,3 +215,19 @@ def test_nonfinite_loss_with_skip_drops_that_update_and_counts_it(make_cfg, monk
     metrics = train(make_cfg(*QUICK, "on_nonfinite=skip"))
     assert metrics["train/iteration"] == 6
     assert metrics["train/skipped_updates"] == 1
+
+
+def test_joint_d_pass_gives_the_separate_passes_gradients(make_cfg, mnist_root):
+    runs = {}
+    for joint in ("true", "false"):
+        pl.seed_everything(0, verbose=False)
+        runs[joint] = run_one_iteration(make_cfg, mnist_root, f"model.joint_d_pass={joint}")
+    joint, separate = runs["true"][0]["d_grads"], runs["false"][0]["d_grads"]
+    assert len(joint) == len(separate) > 0
+    for a, b in zip(joint, separate):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # the same sums, in another order
+
+
+def test_joint_d_pass_is_refused_for_a_discriminator_with_batch_norm(make_cfg):
+    with pytest.raises(ValueError, match="joint_d_pass=true needs a discriminator that scores each image on its own.*BatchNorm"):
+        build_gan(make_cfg("model=paddle_dcgan", "model.joint_d_pass=true"))
