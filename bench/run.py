@@ -2,8 +2,8 @@
 
 For each recipe the template and the plain loop run the same number of GAN iterations after a
 warm-up, alternated A B A B to cancel drift, each in its own process; the table reports the
-mean iterations per second of each, their ratio (template / plain) and the peak resident
-memory. Switch rows run the template with one switch on. Results go to outputs/bench.json.
+mean iterations per second of each, their ratio (template / plain: the median of the A/B pairs'
+ratios) and the peak resident memory. Switch rows run the template with one switch on. Results go to outputs/bench.json.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ from gan.images import to_unit_range
 
 log = logging.getLogger(__name__)
 
+# in train()'s result when a signal (StopOnSignal) ended the run early, its checkpoint saved
+STOPPED_BY_SIGNAL = "train/stopped_by_signal"
+
 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, z: Tensor) -> Tensor:
@@ -206,7 +209,8 @@ class StopOnSignal(Callback):
     A second Ctrl+C interrupts at once, as usual. List it before the checkpoint callback.
     """
 
-    SIGNALS = ("SIGTERM", "SIGINT")
+    # SIGUSR2: what submitit (hydra/launcher=submitit_slurm) sends before a SLURM time limit
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR2")
 
     def __init__(self) -> None:
         self.received: str | None = None
@@ -223,13 +227,19 @@ class StopOnSignal(Callback):
         if threading.current_thread() is not threading.main_thread():
             return
         for name in self.SIGNALS:
-            signum = getattr(signal, name)
+            signum = getattr(signal, name, None)
+            if signum is None:  # not on this platform
+                continue
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.received is not None:
+        # Every rank stops at the same iteration if any rank got a signal (else one rank would wait
+        # in the checkpoint's barrier while another waits in the next all-reduce).
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            self.received = self.received or "a signal on another rank"
             trainer.should_stop = True
+            trainer.callback_metrics[STOPPED_BY_SIGNAL] = torch.tensor(1.0)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()

@@ -84,14 +84,15 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
 
 
 def plain_callable(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` as a plain ``functools.partial`` if it is a subclass of one.
+    """``fn`` as a plain ``functools.partial`` if it is Hydra's partial subclass.
 
     Hydra 1.3.8 returns ``_partial_: true`` targets as a partial subclass that re-authorises its
     target (a JSON digest of the policy, path checks) on every call: about 0.4 ms here, paid twice
     per GAN iteration by the loss functions. The target was authorised when the config was
-    instantiated, so the per-call check is dropped here, once.
+    instantiated; this drops the per-call re-check (and only that: the function, its arguments and
+    keywords are kept). Any other callable, a partial subclass of your own included, is kept as is.
     """
-    if isinstance(fn, functools.partial) and type(fn) is not functools.partial:
+    if isinstance(fn, functools.partial) and type(fn).__module__.split(".")[0] == "hydra":
         return functools.partial(fn.func, *fn.args, **fn.keywords)
     return fn
 

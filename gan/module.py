@@ -105,10 +105,12 @@ class GAN(pl.LightningModule):
             raise ValueError("reuse_fake applies to the alternating schedule (simultaneous already shares one pass)")
         if joint_d_pass:
             batch_dependent = [type(m).__name__ for m in discriminator.modules() if isinstance(m, BATCH_STATISTICS)]
+            batch_dependent += ["spectral norm" for m in discriminator.modules() if _has_spectral_norm(m)]
             if batch_dependent:
                 raise ValueError(
                     f"model.joint_d_pass=true needs a discriminator that scores each image on its own, but this one "
-                    f"has {batch_dependent[0]} (batch statistics would mix real and generated images): set it to false"
+                    f"has {batch_dependent[0]} (batch statistics would mix real and generated images, or one power "
+                    "iteration would replace two): set it to false"
                 )
         self.joint_d_pass = bool(joint_d_pass)
         self.generator = generator
@@ -260,8 +262,11 @@ class GAN(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         # ---- One forward pass; D and G each step on their own loss's gradients ----
         fake = self.generator(self.sample_noise(real.shape[0]))
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
+        if self.joint_d_pass:
+            real_logits, fake_logits = self.discriminator(torch.cat([real, fake])).split(real.shape[0])
+        else:
+            real_logits = self.discriminator(real)
+            fake_logits = self.discriminator(fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         g_loss = self.loss.g_loss(fake_logits)
         opt_d.zero_grad(set_to_none=True)
@@ -342,6 +347,15 @@ class GAN(pl.LightningModule):
 
 class NonFiniteError(RuntimeError):
     """A loss or gradient became NaN or infinite."""
+
+
+def _has_spectral_norm(module: nn.Module) -> bool:
+    """Spectral norm, old (``weight_orig``) or parametrized: it runs a power iteration per forward."""
+    if hasattr(module, "weight_orig"):
+        return True
+    parametrizations = getattr(module, "parametrizations", None)
+    return parametrizations is not None and any(
+        "SpectralNorm" in type(p).__name__ for plist in parametrizations.values() for p in plist)
 
 
 def _grad_norm(network: nn.Module) -> Tensor:

@@ -100,6 +100,29 @@ def _swept_keys(sweep_overrides: list[str]) -> set[str] | None:
     return {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
 
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+def end_sweep_after_signal() -> None:
+    """After SIGTERM/SIGINT stopped a job (its checkpoint saved), end the process when Hydra's basic
+    launcher runs the sweep's jobs one after another in it, so Ctrl+C stops the sweep rather than
+    starting the next job: exit 0, or 1 with the list of jobs that failed before. A single run
+    returns normally (exit 0), and so does a job under another launcher (submitit), whose other
+    jobs were submitted at once and get their own signals.
+    """
+    if not in_multirun():
+        return
+    hc = HydraConfig.get()
+    if hc.launcher.get("_target_") != BASIC_LAUNCHER:
+        return
+    folder = failures_dir(hc)
+    records = read_failures(folder)
+    log.warning("the sweep stops here: the jobs after job %s are not started", hc.job.num)
+    if records:
+        sys.exit(report(records, [], None, folder))
+    sys.exit(0)
+
+
 class SweepFailures(Callback):
     """At the end of a ``-m`` sweep, list the failed jobs with their overrides and exit 1."""
 

@@ -18,14 +18,13 @@ import pytorch_lightning as pl
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gan.callbacks import STOPPED_BY_SIGNAL
 from gan.build import build_callbacks, build_gan, build_loggers, instantiate
 from gan.runs import CHECKPOINT_DIR, LAST, RunError, load_checkpoint, resolve_checkpoint, run_dir_of, write_run_files
 from gan.validate import main_guard, validate
 
 log = logging.getLogger("gan.train")
 
-# in train()'s result when SIGTERM/SIGINT ended the run early (its checkpoint is saved)
-STOPPED_BY_SIGNAL = "train/stopped_by_signal"
 
 
 def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
@@ -71,7 +70,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if resumed_at is not None:
         log.info("resuming %s at GAN iteration %d", checkpoint, resumed_at)
     log.info("run folder: %s", run_dir.resolve())
-    log.info(batch_size_line(int(cfg.data.batch_size), trainer.world_size, trainer.num_nodes))
+    if trainer.is_global_zero:
+        log.info(batch_size_line(int(cfg.data.batch_size), trainer.world_size, trainer.num_nodes))
 
     with warnings.catch_warnings():
         # Mid-epoch resume is handled by the data module's sampler (it skips consumed batches).
@@ -80,9 +80,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # Lightning's log_every_n_steps is for self.log, which the template does not use.
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+    # STOPPED_BY_SIGNAL is set by gan.callbacks.StopOnSignal; callback_metrics also come back from
+    # spawned DDP workers
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if any(getattr(cb, "received", None) for cb in trainer.callbacks):  # gan.callbacks.StopOnSignal
-        metrics[STOPPED_BY_SIGNAL] = 1.0
     log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), run_dir / CHECKPOINT_DIR)
     return metrics
 
@@ -101,11 +101,9 @@ def batch_size_line(per_process: int, world_size: int, num_nodes: int = 1) -> st
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     if metrics.get(STOPPED_BY_SIGNAL):
-        from gan.sweep import in_multirun
+        from gan.sweep import end_sweep_after_signal
 
-        if in_multirun():  # Ctrl+C or a pre-emption ends the sweep, not only the job running now
-            log.warning("the sweep stops here: the jobs after this one are not started")
-        raise SystemExit(0)
+        end_sweep_after_signal()
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

@@ -29,7 +29,9 @@ def experiments() -> list[str]:
     return sorted(p.stem for p in (PROJECT / "conf" / "experiment").glob("*.yaml"))
 
 
-def train_one(name: str, budget: str, run_dir: Path) -> tuple[Path, int, float]:
+def train_one(name: str, budget: str, run_dir: Path, resume: Path | None = None) -> tuple[Path, int, float]:
+    """Train ``name`` for ``budget`` into ``run_dir`` (or go on from ``resume``, the ``last.ckpt`` of
+    an interrupted attempt: the wall-clock budget already spent comes back with it)."""
     from gan.train import STOPPED_BY_SIGNAL, train
 
     with initialize_config_dir(config_dir=str(PROJECT / "conf"), version_base="1.3"):
@@ -42,24 +44,28 @@ def train_one(name: str, budget: str, run_dir: Path) -> tuple[Path, int, float]:
             cfg.iterations = 500
         cfg.paths.output_dir = str(run_dir)
         cfg.paths.log_dir = str(run_dir.parent)
+        if resume is not None:
+            cfg.ckpt_path = str(resume)
     started = time.perf_counter()
     metrics = train(cfg)
     if metrics.get(STOPPED_BY_SIGNAL):
         raise SystemExit(f"zoo report stopped by a signal during {name} (its run is in {run_dir}); no table written")
-    return run_dir / "checkpoints" / "last.ckpt", int(metrics.get("train/iteration", 0)), time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    from gan.runs import load_checkpoint
+
+    # from the checkpoint: a resumed run whose budget was already spent trains no batch at all
+    return ckpt, int(load_checkpoint(ckpt)["gan"]["iteration"]), seconds
 
 
-def trained_before(run_dir: Path) -> tuple[Path, int, float | None] | None:
-    """The finished run of an earlier, interrupted report in ``run_dir``, if there is one."""
+def trained_before(run_dir: Path) -> tuple[Path, int, float] | None:
+    """The finished run of an earlier report in ``run_dir`` (its ``zoo_run.json`` is written only
+    once training ended within the budget), if there is one."""
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     note = run_dir / "zoo_run.json"
     if note.is_file() and ckpt.is_file():
         done = json.loads(note.read_text())
-        return ckpt, int(done["iterations"]), done["train_seconds"]
-    if ckpt.is_file():
-        from gan.runs import load_checkpoint
-
-        return ckpt, int(load_checkpoint(ckpt)["gan"]["iteration"]), None
+        return ckpt, int(done["iterations"]), float(done["train_seconds"])
     return None
 
 
@@ -78,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         done = trained_before(out / name)
         if done is None:
-            ckpt, iterations, seconds = train_one(name, budget, out / name)
+            unfinished = out / name / "checkpoints" / "last.ckpt"
+            if unfinished.is_file():
+                print(f"{name}: an interrupted run in {out / name}: training on to the budget", flush=True)
+            ckpt, iterations, seconds = train_one(name, budget, out / name, unfinished if unfinished.is_file() else None)
             write_atomically(out / name / "zoo_run.json", lambda p: p.write_text(
                 json.dumps({"iterations": iterations, "train_seconds": round(seconds, 1)}) + "\n"))
         else:
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         generator, noise = load_generator(ckpt)
         report = evaluator.report(sample_images(generator, noise, n, seed=0))
         floor = report["floor"]
-        rows[name] = {"iterations": iterations, "train_seconds": None if seconds is None else round(seconds, 1), **{k: report[k] for k in COLUMNS}}
+        rows[name] = {"iterations": iterations, "train_seconds": round(seconds, 1), **{k: report[k] for k in COLUMNS}}
         print(f"{name}: {rows[name]}", flush=True)
 
     lines = [

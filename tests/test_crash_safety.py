@@ -17,7 +17,9 @@ RECIPE = ["model=mlp", "data.batch_size=16", "checkpoint_every=15", "sample_ever
 
 
 def start_training(log_dir: Path, *overrides: str, multirun: bool = False) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gan.train", *(["-m"] if multirun else []), *RECIPE, f"paths.log_dir={log_dir}", f"data.root={data_root()}",
+    keys = {o.split("=", 1)[0] for o in overrides}
+    recipe = [o for o in RECIPE if o.split("=", 1)[0] not in keys]
+    cmd = [sys.executable, "-m", "gan.train", *(["-m"] if multirun else []), *recipe, f"paths.log_dir={log_dir}", f"data.root={data_root()}",
            "callbacks.progress_bar=null", *overrides]
     return subprocess.Popen(cmd, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -76,12 +78,15 @@ def test_sigterm_and_sigint_save_a_checkpoint_and_exit_cleanly(tmp_path, signum)
     resume_to(tmp_path, ckpt, at + 5)
 
 
-def test_a_signal_during_a_sweep_stops_the_whole_sweep(tmp_path):
-    proc = start_training(tmp_path, "seed=0,1", "iterations=100000", multirun=True)
+def test_a_signal_during_a_sweep_stops_the_whole_sweep_and_reports_earlier_failures(tmp_path):
+    # job 0 fails (batch size 0), job 1 trains until the signal, job 2 must never start
+    proc = start_training(tmp_path, "data.batch_size=0,16,8", "iterations=100000", multirun=True)
     ckpt = wait_for_checkpoint(tmp_path, proc, min_iteration=15, pattern="multiruns/**/checkpoints/last.ckpt")
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out[-3000:]
-    assert "the sweep stops here" in out
-    assert ckpt.parent.parent.name == "0"  # the first job saved its checkpoint...
-    assert not (ckpt.parent.parent.parent / "1").exists()  # ...and the second never started
+    assert "the sweep stops here" in out, out[-3000:]
+    assert proc.returncode == 1 and "error: 1 sweep jobs failed" in out, out[-3000:]
+    assert "  job 0 [" in out and "data.batch_size=0: must be a positive integer" in out
+    job = ckpt.parent.parent
+    assert job.name == "1" and load_checkpoint(ckpt)["gan"]["iteration"] >= 15  # the stopped job saved its state
+    assert not (job.parent / "2").exists()  # and the next one never started

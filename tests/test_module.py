@@ -231,3 +231,21 @@ def test_joint_d_pass_gives_the_separate_passes_gradients(make_cfg, mnist_root):
 def test_joint_d_pass_is_refused_for_a_discriminator_with_batch_norm(make_cfg):
     with pytest.raises(ValueError, match="joint_d_pass=true needs a discriminator that scores each image on its own.*BatchNorm"):
         build_gan(make_cfg("model=paddle_dcgan", "model.joint_d_pass=true"))
+
+
+def test_joint_d_pass_is_refused_for_spectral_norm(make_cfg):
+    from gan.module import _has_spectral_norm
+
+    assert _has_spectral_norm(torch.nn.utils.parametrizations.spectral_norm(torch.nn.Linear(3, 1)))
+    assert _has_spectral_norm(torch.nn.utils.spectral_norm(torch.nn.Linear(3, 1)))
+    assert not _has_spectral_norm(torch.nn.Linear(3, 1))
+
+
+@pytest.mark.parametrize("schedule", ["alternating", "simultaneous"])
+def test_joint_d_pass_gives_the_separate_passes_updates_in_both_schedules(make_cfg, mnist_root, schedule):
+    runs = {}
+    for joint in ("true", "false"):
+        pl.seed_everything(0, verbose=False)
+        runs[joint] = run_one_iteration(make_cfg, mnist_root, f"model.joint_d_pass={joint}", f"model.schedule={schedule}")
+    for a, b in zip(runs["true"][0]["d_grads"], runs["false"][0]["d_grads"]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

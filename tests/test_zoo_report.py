@@ -26,3 +26,17 @@ def test_report_trains_scores_and_resumes_without_training_again(cache, tmp_path
     assert "cs231n_gan: trained before" in capsys.readouterr().out
     again = json.loads((out / "zoo_report.json").read_text())["rows"]["cs231n_gan"]
     assert again == row  # same checkpoint, same samples (seed 0), same scores
+
+
+def test_an_interrupted_experiment_resumes_with_the_rest_of_its_budget(cache, tmp_path, capsys):
+    out = tmp_path / "zoo"
+    args = ["experiments=cs231n_gan", "budget=00:00:00:04", "n=200", "recipe=quick", f"out={out}"]
+    assert main(args) == 0
+    first = json.loads((out / "zoo_report.json").read_text())["rows"]["cs231n_gan"]
+    (out / "cs231n_gan" / "zoo_run.json").unlink()  # as if a signal had stopped training
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "an interrupted run" in capsys.readouterr().out
+    again = json.loads((out / "zoo_report.json").read_text())["rows"]["cs231n_gan"]
+    # went on from the checkpoint (not from scratch), with the budget it had left: almost none
+    assert first["iterations"] <= again["iterations"] <= first["iterations"] + 20
