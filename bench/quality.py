@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 import pytorch_lightning as pl
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
+
+from bench.recipes import insert_callback
 
 from gan.train import train
 
@@ -45,11 +47,8 @@ def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int,
         cfg.iterations = max_iterations
         cfg.eval_every = eval_every
         cfg.eval_samples = eval_samples
-        callbacks = OmegaConf.to_container(cfg.callbacks)
-        order = list(callbacks)
-        at = order.index("evaluation") + 1  # right after the evaluation callback
-        cfg.callbacks = {**{k: callbacks[k] for k in order[:at]}, "fid_trace": {"_target_": "bench.quality.make_trace", "threshold": threshold},
-                         **{k: callbacks[k] for k in order[at:]}}
+    # right after the evaluation callback, so it sees each FID at the iteration it was measured
+    insert_callback(cfg, "fid_trace", {"_target_": "bench.quality.make_trace", "threshold": threshold}, after="evaluation")
     train(cfg)
     reached = next((p for p in TRACE if p["fid"] < threshold), None)
     return {"threshold": threshold, "reached": reached, "trace": list(TRACE),

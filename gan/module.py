@@ -227,6 +227,14 @@ class GAN(pl.LightningModule):
         if self.max_iterations is not None and self.iteration >= self.max_iterations:
             self.trainer.should_stop = True
 
+    def _discriminate(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """D's logits for the real and the generated batch: one pass over both with ``joint_d_pass``
+        (the same numbers up to rounding, fewer and larger ops), else a pass each."""
+        if self.joint_d_pass:
+            real_logits, fake_logits = self.discriminator(torch.cat([real, fake])).split([len(real), len(fake)])
+            return real_logits, fake_logits
+        return self.discriminator(real), self.discriminator(fake)
+
     def _alternating_step(self, real: Tensor) -> Tensor:
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
@@ -238,11 +246,7 @@ class GAN(pl.LightningModule):
             else:
                 with torch.no_grad():
                     fake = self.generator(self.sample_noise(n))
-            if self.joint_d_pass:  # one forward/backward over both halves: the same numbers, fewer, larger ops
-                real_logits, fake_logits = self.discriminator(torch.cat([real, fake.detach()])).split(n)
-            else:
-                real_logits = self.discriminator(real)
-                fake_logits = self.discriminator(fake.detach())
+            real_logits, fake_logits = self._discriminate(real, fake.detach())
             d_loss = self.loss.d_loss(real_logits, fake_logits)
             if self.loss.penalty is not None:
                 d_loss = d_loss + self.loss.penalty(self.discriminator, real, fake)
@@ -262,11 +266,7 @@ class GAN(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         # ---- One forward pass; D and G each step on their own loss's gradients ----
         fake = self.generator(self.sample_noise(real.shape[0]))
-        if self.joint_d_pass:
-            real_logits, fake_logits = self.discriminator(torch.cat([real, fake])).split(real.shape[0])
-        else:
-            real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake)
+        real_logits, fake_logits = self._discriminate(real, fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         g_loss = self.loss.g_loss(fake_logits)
         opt_d.zero_grad(set_to_none=True)

@@ -18,13 +18,12 @@ import pytorch_lightning as pl
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.callbacks import STOPPED_BY_SIGNAL
 from gan.build import build_callbacks, build_gan, build_loggers, instantiate
+from gan.callbacks import STOPPED_BY_SIGNAL
 from gan.runs import CHECKPOINT_DIR, LAST, RunError, load_checkpoint, resolve_checkpoint, run_dir_of, write_run_files
 from gan.validate import main_guard, validate
 
 log = logging.getLogger("gan.train")
-
 
 
 def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:

@@ -32,7 +32,9 @@ def experiments() -> list[str]:
 def train_one(name: str, budget: str, run_dir: Path, resume: Path | None = None) -> tuple[Path, int, float]:
     """Train ``name`` for ``budget`` into ``run_dir`` (or go on from ``resume``, the ``last.ckpt`` of
     an interrupted attempt: the wall-clock budget already spent comes back with it)."""
-    from gan.train import STOPPED_BY_SIGNAL, train
+    from gan.callbacks import STOPPED_BY_SIGNAL
+    from gan.runs import load_checkpoint
+    from gan.train import train
 
     with initialize_config_dir(config_dir=str(PROJECT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
@@ -52,8 +54,6 @@ def train_one(name: str, budget: str, run_dir: Path, resume: Path | None = None)
         raise SystemExit(f"zoo report stopped by a signal during {name} (its run is in {run_dir}); no table written")
     seconds = time.perf_counter() - started
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    from gan.runs import load_checkpoint
-
     # from the checkpoint: a resumed run whose budget was already spent trains no batch at all
     return ckpt, int(load_checkpoint(ckpt)["gan"]["iteration"]), seconds
 
