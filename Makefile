@@ -37,7 +37,7 @@ bench: $(STAMP)
 
 ## train (or find cached) the MNIST classifier behind FID/KID/precision/recall (about 70 s)
 classifier: $(STAMP)
-	$(PY) -m gan.evaluation.classifier $(ARGS)
+	$(PY) -m gan.metrics.classifier $(ARGS)
 
 ## train every tutorial recipe for 2 CPU minutes each, score each: the README's table (about 25 min)
 zoo-report: $(STAMP)

@@ -8,38 +8,34 @@ import time
 import pytorch_lightning as pl
 from omegaconf import open_dict
 
-from bench.recipes import insert_callback
-
 from gan.train import train
-
-TRACE: list[dict] = []
 
 
 class FidTrace(pl.Callback):
-    """Records (iteration, seconds since training started, val/fid) after each evaluation, and
-    stops training once the FID is below ``threshold`` (the question is answered)."""
+    """Records (iteration, seconds since training started, FID) of each evaluation in
+    ``pl_module.history``, and stops training once the FID is below ``threshold``. It runs before
+    the evaluation callback, so it sees an evaluation at the next iteration's end (or the run's end)."""
 
     def __init__(self, threshold: float | None = None) -> None:
         self.threshold = threshold
         self.start: float | None = None
-        self.last_fid = None
+        self.trace: list[dict] = []
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()
-        TRACE.clear()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        fid = trainer.callback_metrics.get("val/fid")
-        if fid is not None and fid is not self.last_fid:
-            self.last_fid = fid
-            TRACE.append({"iteration": pl_module.iteration, "seconds": round(time.perf_counter() - self.start, 1),
-                          "fid": round(float(fid), 2)})
+        self.record(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.record(trainer, pl_module)
+
+    def record(self, trainer, pl_module) -> None:
+        seconds = round(time.perf_counter() - self.start, 1)
+        for it, fid in pl_module.history.series("fid")[len(self.trace):]:
+            self.trace.append({"iteration": it, "seconds": seconds, "fid": round(float(fid), 2)})
             if self.threshold is not None and float(fid) < self.threshold:
                 trainer.should_stop = True
-
-
-def make_trace(threshold: float | None = None) -> FidTrace:
-    return FidTrace(threshold)
 
 
 def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int, eval_samples: int) -> dict:
@@ -47,9 +43,8 @@ def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int,
         cfg.iterations = max_iterations
         cfg.eval_every = eval_every
         cfg.eval_samples = eval_samples
-    # right after the evaluation callback, so it sees each FID at the iteration it was measured
-    insert_callback(cfg, "fid_trace", {"_target_": "bench.quality.make_trace", "threshold": threshold}, after="evaluation")
-    train(cfg)
-    reached = next((p for p in TRACE if p["fid"] < threshold), None)
-    return {"threshold": threshold, "reached": reached, "trace": list(TRACE),
+    tracer = FidTrace(threshold)
+    train(cfg, callbacks=[tracer])
+    reached = next((p for p in tracer.trace if p["fid"] < threshold), None)
+    return {"threshold": threshold, "reached": reached, "trace": tracer.trace,
             "eval_every": eval_every, "eval_samples": eval_samples}

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 PROJECT = Path(__file__).resolve().parents[1]
 RECIPES = {
@@ -25,13 +25,3 @@ def compose_recipe(recipe: str, overrides: list[str], output_dir: str) -> DictCo
         if os.environ.get("GAN_DATA_ROOT"):
             cfg.data.root = os.environ["GAN_DATA_ROOT"]
     return cfg
-
-
-def insert_callback(cfg: DictConfig, name: str, conf: dict, after: str | None = None) -> None:
-    """Put callback ``name`` into ``cfg.callbacks`` right after ``after`` (first if None), since the
-    order of callbacks is the order their hooks run in."""
-    callbacks = OmegaConf.to_container(cfg.callbacks)
-    order = list(callbacks)
-    at = 0 if after is None else order.index(after) + 1
-    with open_dict(cfg):
-        cfg.callbacks = {**{k: callbacks[k] for k in order[:at]}, name: conf, **{k: callbacks[k] for k in order[at:]}}

@@ -7,8 +7,6 @@ import time
 import pytorch_lightning as pl
 from omegaconf import DictConfig, open_dict
 
-from bench.recipes import insert_callback
-
 from gan.train import train
 
 
@@ -30,15 +28,6 @@ class IterationTimer(pl.Callback):
             self.count = pl_module.iteration - self.warmup
 
 
-TIMER: IterationTimer | None = None
-
-
-def make_timer(warmup: int) -> IterationTimer:
-    global TIMER
-    TIMER = IterationTimer(warmup)
-    return TIMER
-
-
 def run_template(cfg: DictConfig, iterations: int, warmup: int) -> float:
     """Train with the user's defaults for ``warmup + iterations``; iterations per second after warm-up.
 
@@ -48,8 +37,7 @@ def run_template(cfg: DictConfig, iterations: int, warmup: int) -> float:
         cfg.iterations = warmup + iterations
         if cfg.callbacks.get("evaluation"):  # outside the timed window either way: keep the bench short
             cfg.callbacks.evaluation.final = False
-    # first, so that the end-of-run checkpoint is not in the timed window
-    insert_callback(cfg, "bench_timer", {"_target_": "bench.template.make_timer", "warmup": warmup})
-    train(cfg)
-    assert TIMER is not None and TIMER.count == iterations, "the timer did not see the run"
-    return TIMER.count / (TIMER.end - TIMER.start)
+    timer = IterationTimer(warmup)
+    train(cfg, callbacks=[timer])  # first, so that the end-of-run checkpoint is not in the timed window
+    assert timer.count == iterations, "the timer did not see the run"
+    return timer.count / (timer.end - timer.start)

@@ -1,15 +1,19 @@
-"""Building the template's objects from a composed config (one place, used by every entry point)."""
+"""Building the template's objects from a composed config (one place, used by every entry point).
+
+Every object comes from its node's ``_target_``; the run-level settings (``iterations``,
+``log_every``, ``seed``, ``on_nonfinite``) reach the model by interpolation in
+``conf/shared/model_base.yaml``. Each constructor checks its own values and raises
+:class:`gan.errors.ConfigError` naming the key; :func:`instantiate` lets that through unwrapped.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig, OmegaConf
-
-from gan.module import GAN
+from omegaconf import DictConfig
 
 
 def instantiate(conf: Any, **kwargs: Any) -> Any:
@@ -26,17 +30,24 @@ def instantiate(conf: Any, **kwargs: Any) -> Any:
         raise
 
 
-def build_gan(cfg: DictConfig) -> GAN:
-    """The LightningModule of ``cfg.model`` with ``cfg.loss`` and the run-level settings."""
-    return instantiate(
-        cfg.model,
-        loss=instantiate(cfg.loss),
-        max_iterations=cfg.get("iterations"),
-        log_every=cfg.get("log_every", 10),
-        fixed_noise_seed=cfg.get("seed") or 0,
-        on_nonfinite=cfg.get("on_nonfinite", "stop"),
-        _convert_="partial",
-    )
+class Run(NamedTuple):
+    """What a training run is made of, before the trainer is built around it."""
+
+    datamodule: pl.LightningDataModule
+    model: pl.LightningModule
+    callbacks: list[pl.Callback]
+    loggers: list
+
+
+def build_gan(cfg: DictConfig) -> pl.LightningModule:
+    """The LightningModule of ``cfg.model`` (its loss and run-level settings come by interpolation)."""
+    return instantiate(cfg.model, _convert_="partial")
+
+
+def build_run(cfg: DictConfig, **logger_overrides: Any) -> Run:
+    """Every part of a run (after :func:`gan.config.validate` checked the keys); a bad value raises
+    one :class:`~gan.errors.ConfigError` line from its constructor, before anything is written."""
+    return Run(instantiate(cfg.data), build_gan(cfg), build_callbacks(cfg), build_loggers(cfg, **logger_overrides))
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -45,15 +56,11 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_loggers(cfg: DictConfig, **overrides: Any) -> list:
-    """Every entry of the ``logger`` group; ``overrides`` go to each logger's constructor."""
+    """Every entry of the ``logger`` group; ``overrides`` go to the loggers that take them
+    (``purge_step``: TensorBoard's, for a resumed run)."""
     loggers = []
     for conf in (cfg.get("logger") or {}).values():
         if conf and "_target_" in conf:
-            extra = {k: v for k, v in overrides.items() if k in _accepted_kwargs(conf)}
-            loggers.append(instantiate(conf, **extra))
+            takes = {"purge_step"} if str(conf.get("_target_", "")).endswith("TensorBoardLogger") else set()
+            loggers.append(instantiate(conf, **{k: v for k, v in overrides.items() if k in takes}))
     return loggers
-
-
-def _accepted_kwargs(conf: DictConfig) -> set[str]:
-    target = OmegaConf.select(conf, "_target_") or ""
-    return {"purge_step"} if target.endswith("TensorBoardLogger") else set()

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from gan.config import ConfigError, fmt, is_int, one_of, positive_int
 from gan.idx import IMAGES_MAGIC, LABELS_MAGIC, DataFileError, read_idx
 from gan.images import output_range
 
@@ -69,8 +70,7 @@ def _download(root: Path, dataset: str) -> None:
 
 def locate_split(root: str | Path, split: str, dataset: str = "MNIST", download: bool = True) -> tuple[Path, Path]:
     """Paths of the (images, labels) IDX files of ``split``, downloading them if allowed and missing."""
-    if dataset not in DATASETS:
-        raise ValueError(f"data.dataset={dataset!r} is unknown: use one of {DATASETS}")
+    one_of("data.dataset", dataset, DATASETS)
     root = Path(root).expanduser()
     names = SPLIT_FILES[split]
     folders = _candidate_folders(root, dataset)
@@ -186,43 +186,37 @@ class MNISTDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root = Path(root or os.environ.get(ROOT_ENV) or "data")
-        self.batch_size = int(batch_size)
+        self.batch_size = positive_int("data.batch_size", batch_size)
         self.value_range = output_range(scale_to)
-        self.digits = sorted({int(d) for d in digits}) if digits is not None else None
-        self.dataset = dataset
+        self.digits = _check_digits(digits)
+        self.dataset = one_of("data.dataset", dataset, DATASETS)
         self.download = download
         self.shuffle = shuffle
         self.seed = int(seed)
         self.pin_memory = pin_memory
         self.train_set: ImageBatches | None = None
-        self.heldout_set: ImageBatches | None = None
         self.sampler: EpochBatchSampler | None = None
 
     def prepare_data(self) -> None:
+        # the test split too: the evaluation measures against it
         for split in SPLIT_FILES:
             locate_split(self.root, split, self.dataset, self.download)
 
-    def _load(self, split: str) -> ImageBatches:
-        images, labels = load_split(self.root, split, self.dataset, download=False)
-        if self.digits is not None:
-            keep = torch.isin(labels, torch.tensor(self.digits))
-            images, labels = images[keep], labels[keep]
-            if len(images) == 0:
-                raise ValueError(f"data.digits={self.digits} selects no {self.dataset} {split} images")
-        return ImageBatches(images, labels, self.value_range)
-
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = self._load("train")
-            self.heldout_set = self._load("test")
+            images, labels = load_split(self.root, "train", self.dataset, download=False)
+            if self.digits is not None:
+                keep = torch.isin(labels, torch.tensor(self.digits))
+                images, labels = images[keep], labels[keep]
+            self.train_set = ImageBatches(images, labels, self.value_range)
             if len(self.train_set) < self.batch_size:
-                raise ValueError(
+                raise ConfigError(
                     f"data.batch_size={self.batch_size} is larger than the {len(self.train_set)} training "
                     "images selected: lower data.batch_size."
                 )
             log.info(
-                "%s: %d training and %d held-out images%s, batch %d",
-                self.dataset, len(self.train_set), len(self.heldout_set),
+                "%s: %d training images%s, batch %d",
+                self.dataset, len(self.train_set),
                 f" of digits {self.digits}" if self.digits is not None else "", self.batch_size,
             )
 
@@ -240,7 +234,13 @@ class MNISTDataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
-    def heldout_images(self) -> Tensor:
-        """The held-out (test split) images as one float tensor in the generator's range."""
-        assert self.heldout_set is not None, "call setup() first"
-        return self.heldout_set[torch.arange(len(self.heldout_set))][0]
+
+def _check_digits(digits) -> list[int] | None:
+    """``data.digits``: null (all ten classes) or a non-empty list of labels 0-9."""
+    if digits is None:
+        return None
+    ok = not isinstance(digits, (str, bytes)) and hasattr(digits, "__iter__") and len(digits) > 0
+    ok = ok and all(is_int(d) and 0 <= d <= 9 for d in digits)
+    if not ok:
+        raise ConfigError(f"data.digits={fmt(digits)}: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]")
+    return sorted({int(d) for d in digits})

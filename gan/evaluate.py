@@ -6,10 +6,10 @@
 ``samples=`` takes an ``(n, 1, 28, 28)`` (or ``(n, 28, 28)``) tensor saved with ``torch.save``: floats
 in [0, 1], or in [-1, 1] (recognised by a negative minimum), or uint8 in [0, 255]; ``n=`` then keeps
 the first ``n``. Other options: ``recipe=full|quick`` (the feature classifier; see
-:mod:`gan.evaluation.classifier`), ``data_root=PATH`` (a folder holding ``MNIST/raw``; default
+:mod:`gan.metrics.classifier`), ``data_root=PATH`` (a folder holding ``MNIST/raw``; default
 ``$GAN_DATA_ROOT``), ``device=cpu`` (where G runs).
 
-It prints a table of every metric of :mod:`gan.evaluation.metrics` with the floor (``n`` real training
+It prints a table of every metric of :mod:`gan.metrics.evaluator` with the floor (``n`` real training
 images against the MNIST test split) beside it, and with ``out=`` writes JSON whose top-level keys are
 the metric names, ``floor`` (the same keys for real data) and ``n``. A bad input ends with one
 ``error:`` line and exit status 1 (2 for a usage error).
@@ -26,9 +26,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from gan.errors import RunError
 from gan.files import write_atomically
+from gan.generate import load_generator, sample_images
 from gan.idx import DataFileError
-from gan.runs import RunError
+from gan.metrics.evaluator import MIN_SAMPLES, Evaluator, format_report
 
 log = logging.getLogger("gan.evaluate")
 
@@ -92,16 +94,12 @@ def run(args) -> dict:
             samples = samples[:n]
         source = f"samples {args.samples}"
     else:
-        from gan.sample import load_generator, sample_images
-
         generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"))
         n = 10000 if n is None else n
         if n < 1:
             raise SamplesError(f"n={n} must be a positive number of samples")
         samples = sample_images(generator, noise, n, seed=int(args.get("seed", 0)))
         source = f"checkpoint {args.ckpt} (seed {int(args.get('seed', 0))})"
-
-    from gan.evaluation.metrics import MIN_SAMPLES, Evaluator, format_report
 
     if len(samples) < MIN_SAMPLES:
         raise SamplesError(f"{source} gives {len(samples)} images; need at least {MIN_SAMPLES}")

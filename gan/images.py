@@ -7,7 +7,6 @@ scales real images to the same range, and everything that shows or measures imag
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 OUTPUT_RANGES: dict[str, tuple[float, float]] = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -35,22 +34,9 @@ def to_unit_range(images: Tensor, value_range: tuple[float, float]) -> Tensor:
     return ((images.float() - low) / (high - low)).clamp_(0.0, 1.0)
 
 
-def from_unit_range(images: Tensor, value_range: tuple[float, float]) -> Tensor:
-    """Map images from [0, 1] to ``value_range``."""
-    low, high = value_range
-    return images * (high - low) + low
-
-
-def as_image_batch(x: Tensor) -> Tensor:
-    """View a batch of flat 784-vectors or images as ``(n, 1, 28, 28)``."""
-    return x.reshape(x.shape[0], 1, 28, 28) if x.dim() == 2 else x
-
-
 __all__ = [
     "OUTPUT_RANGES",
     "output_range",
     "output_layer",
     "to_unit_range",
-    "from_unit_range",
-    "as_image_batch",
 ]

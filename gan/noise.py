@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gan.config import one_of, positive_int
+
 
 class NoisePrior:
     """Draws ``(n, dim)`` noise vectors, uniform in [low, high] or normal(mean, std).
@@ -27,14 +29,8 @@ class NoisePrior:
         mean: float = 0.0,
         std: float = 1.0,
     ) -> None:
-        if distribution not in self.DISTRIBUTIONS:
-            raise ValueError(
-                f"noise distribution {distribution!r} is unknown: use one of {self.DISTRIBUTIONS}"
-            )
-        if dim < 1:
-            raise ValueError(f"noise dim must be positive, got {dim}")
-        self.dim = int(dim)
-        self.distribution = distribution
+        self.distribution = one_of("model.noise.distribution", distribution, self.DISTRIBUTIONS)
+        self.dim = positive_int("model.noise.dim", dim)
         self.low, self.high, self.mean, self.std = low, high, mean, std
 
     def sample(

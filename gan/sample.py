@@ -7,7 +7,7 @@ Modes:
 - ``interpolate``: for each of ``pairs`` random pairs of latent vectors, two rows of ``steps``
   images walking from one to the other: linearly, then spherically (slerp, White 2016).
 - ``by_class``: a row per digit 0-9 of ``per_class`` samples the MNIST feature classifier
-  (:mod:`gan.evaluation.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
+  (:mod:`gan.metrics.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
   ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells.
 
 The generator is rebuilt from the run's saved config and loaded from the checkpoint; it draws in
@@ -20,17 +20,16 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from gan.callbacks import generate
+from gan.errors import RunError
 from gan.files import write_atomically
+from gan.generate import load_generator, sample_images, unit_images
 from gan.idx import DataFileError
-from gan.images import output_range, to_unit_range
+from gan.metrics.classifier import load_or_train_classifier, predict
 from gan.noise import NoisePrior
-from gan.runs import RunError, checkpoint_config, load_checkpoint
 
 OUTPUT_KINDS = (".png", ".pt")
 MODES = ("grid", "interpolate", "by_class")
@@ -38,32 +37,6 @@ USAGE = (
     "usage: python -m gan.sample ckpt=PATH [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0]\n"
     "  grid: [n=64] [nrow=8]   interpolate: [pairs=4] [steps=10]   by_class: [per_class=8] [max_samples=10000] [recipe=full]"
 )
-
-
-def load_generator(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, NoisePrior]:
-    """The trained generator (in eval mode) of a checkpoint and the noise prior it was trained on."""
-    ckpt = load_checkpoint(ckpt_path)
-    cfg = checkpoint_config(ckpt, ckpt_path)
-    generator: nn.Module = instantiate(cfg.model.generator)
-    prefix = "generator."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    try:
-        generator.load_state_dict(state)
-    except RuntimeError as err:
-        raise RunError(f"{ckpt_path}: the generator's weights do not fit its saved config ({err})") from err
-    return generator.to(device).eval(), instantiate(cfg.model.noise)
-
-
-def sample_images(generator: nn.Module, noise: NoisePrior, n: int, seed: int = 0, batch_size: int = 500) -> Tensor:
-    """``n`` samples in [0, 1] as an ``(n, 1, 28, 28)`` CPU tensor; the same seed gives the same samples."""
-    device = next(generator.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    value_range = output_range(getattr(generator, "output_activation", "tanh"))
-    chunks = []
-    for start in range(0, n, batch_size):
-        z = noise.sample(min(batch_size, n - start), generator=g).to(device)
-        chunks.append(to_unit_range(generate(generator, z), value_range).cpu())
-    return torch.cat(chunks)
 
 
 def write_samples(images: Tensor, out: str | Path, nrow: int = 8) -> Path:
@@ -99,9 +72,7 @@ def interpolation_latents(noise: NoisePrior, pairs: int, steps: int, seed: int =
 def interpolate_images(generator: nn.Module, noise: NoisePrior, pairs: int = 4, steps: int = 10, seed: int = 0) -> Tensor:
     """``2 * pairs`` rows of ``steps`` images in [0, 1] (see :func:`interpolation_latents`)."""
     device = next(generator.parameters()).device
-    value_range = output_range(getattr(generator, "output_activation", "tanh"))
-    z = interpolation_latents(noise, pairs, steps, seed).to(device)
-    return to_unit_range(generate(generator, z), value_range).cpu()
+    return unit_images(generator, interpolation_latents(noise, pairs, steps, seed).to(device))
 
 
 def images_by_class(
@@ -111,8 +82,6 @@ def images_by_class(
     """``(images (10 * per_class, 1, 28, 28), counts (10,))``: row d holds the first ``per_class``
     samples the classifier assigns to digit d (black where fewer were found); ``counts`` is how many
     of the samples drawn went to each digit. Draws until every row is full or ``max_samples`` are drawn."""
-    from gan.evaluation.classifier import predict
-
     rows: list[list[Tensor]] = [[] for _ in range(10)]
     counts = torch.zeros(10, dtype=torch.long)
     drawn, chunk_seed = 0, seed
@@ -165,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             nrow = sizes["steps"]
             note = f"{sizes['pairs']} interpolations (rows: linear, then spherical, per pair)"
         else:
-            from gan.evaluation.classifier import load_or_train_classifier
-
             classifier = load_or_train_classifier(args.get("data_root"), str(args.get("recipe", "full")))
             images, counts = images_by_class(generator, noise, classifier, sizes["per_class"], sizes["max_samples"], seed=seed)
             nrow = sizes["per_class"]

@@ -1,10 +1,6 @@
 """Train a GAN: ``python -m gan.train [overrides]``; ``train(cfg)`` is the same as a function.
 
-Counts, so nothing is ambiguous:
-- ``iterations``, ``checkpoint_every``, ``sample_every``, ``log_every`` and the TensorBoard x axis
-  are GAN iterations: one batch, whatever the number of D and G updates made on it.
-- ``trainer.max_steps`` (if you set it) is Lightning's ``global_step``: optimizer steps, two or
-  more per GAN iteration.
+Budgets and cadences count GAN iterations, not Lightning's ``global_step`` (README, "Counting").
 """
 
 from __future__ import annotations
@@ -15,13 +11,20 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.build import build_callbacks, build_gan, build_loggers, instantiate
-from gan.callbacks import STOPPED_BY_SIGNAL
-from gan.runs import CHECKPOINT_DIR, LAST, RunError, load_checkpoint, resolve_checkpoint, run_dir_of, write_run_files
-from gan.validate import main_guard, validate
+from gan.build import build_run, instantiate
+from gan.callbacks.training import STOPPED_BY_SIGNAL
+from gan.checkpoints import (
+    checkpoint_dir,
+    last_checkpoint,
+    load_checkpoint,
+    resolve_checkpoint,
+    run_dir_of,
+)
+from gan.config import validate
+from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
+from gan.runs import write_run_files
 
 log = logging.getLogger("gan.train")
 
@@ -30,7 +33,7 @@ def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
     """Decide where the run writes; for a resume, that is the checkpoint's own run folder."""
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     if checkpoint is None:
-        existing = Path(cfg.paths.output_dir) / CHECKPOINT_DIR / LAST
+        existing = last_checkpoint(cfg.paths.output_dir)
         if existing.exists():
             raise RunError(
                 f"{Path(cfg.paths.output_dir)} already holds a run ({existing}); resume it with "
@@ -45,23 +48,24 @@ def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
     return checkpoint, resumed_at
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Train from a composed config; returns the last averaged training scalars."""
+def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float]:
+    """Train from a composed config; returns the last training scalars and evaluation figures
+    (``trainer.callback_metrics``). ``callbacks`` run before the config's own (the bench's timers)."""
     validate(cfg)
     unlimited = (None, -1)
     if (cfg.get("iterations") is None and cfg.trainer.get("max_epochs", -1) in unlimited
             and cfg.trainer.get("max_steps", -1) in unlimited and cfg.trainer.get("max_time") is None):
-        raise ValueError("no training budget: set iterations=N (GAN iterations), trainer.max_epochs=N "
+        raise ConfigError("no training budget: set iterations=N (GAN iterations), trainer.max_epochs=N "
                          "or +trainer.max_time=DD:HH:MM:SS")
     checkpoint, resumed_at = _prepare_run_dir(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    datamodule = instantiate(cfg.data)
-    model = build_gan(cfg)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
     purge = {"purge_step": resumed_at + 1} if resumed_at is not None else {}
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg, **purge) or False)
+    run = build_run(cfg, **purge)
+    model = run.model
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=[*callbacks, *run.callbacks], logger=run.loggers or False)
 
     run_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
@@ -78,11 +82,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # Lightning's log_every_n_steps is for self.log, which the template does not use.
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
-    # STOPPED_BY_SIGNAL is set by gan.callbacks.StopOnSignal; callback_metrics also come back from
-    # spawned DDP workers
+        trainer.fit(model, datamodule=run.datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+    # callback_metrics also come back from spawned DDP workers (STOPPED_BY_SIGNAL among them)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), run_dir / CHECKPOINT_DIR)
+    log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), checkpoint_dir(run_dir))
     return metrics
 
 
@@ -100,8 +103,6 @@ def batch_size_line(per_process: int, world_size: int, num_nodes: int = 1) -> st
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     if metrics.get(STOPPED_BY_SIGNAL):
-        from gan.sweep import end_sweep_after_signal
-
         end_sweep_after_signal()
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

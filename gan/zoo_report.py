@@ -19,7 +19,12 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
+from gan.callbacks.training import STOPPED_BY_SIGNAL
+from gan.checkpoints import last_checkpoint, load_checkpoint
 from gan.files import write_atomically
+from gan.generate import load_generator, sample_images
+from gan.metrics.evaluator import Evaluator
+from gan.train import train
 
 PROJECT = Path(__file__).resolve().parents[1]
 COLUMNS = ("fid", "kid", "precision", "recall", "coverage")
@@ -32,10 +37,6 @@ def experiments() -> list[str]:
 def train_one(name: str, budget: str, run_dir: Path, resume: Path | None = None) -> tuple[Path, int, float]:
     """Train ``name`` for ``budget`` into ``run_dir`` (or go on from ``resume``, the ``last.ckpt`` of
     an interrupted attempt: the wall-clock budget already spent comes back with it)."""
-    from gan.callbacks import STOPPED_BY_SIGNAL
-    from gan.runs import load_checkpoint
-    from gan.train import train
-
     with initialize_config_dir(config_dir=str(PROJECT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             f"experiment={name}", "iterations=null", "trainer.max_epochs=-1", f"+trainer.max_time={budget}",
@@ -53,7 +54,7 @@ def train_one(name: str, budget: str, run_dir: Path, resume: Path | None = None)
     if metrics.get(STOPPED_BY_SIGNAL):
         raise SystemExit(f"zoo report stopped by a signal during {name} (its run is in {run_dir}); no table written")
     seconds = time.perf_counter() - started
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(run_dir)
     # from the checkpoint: a resumed run whose budget was already spent trains no batch at all
     return ckpt, int(load_checkpoint(ckpt)["gan"]["iteration"]), seconds
 
@@ -61,7 +62,7 @@ def train_one(name: str, budget: str, run_dir: Path, resume: Path | None = None)
 def trained_before(run_dir: Path) -> tuple[Path, int, float] | None:
     """The finished run of an earlier report in ``run_dir`` (its ``zoo_run.json`` is written only
     once training ended within the budget), if there is one."""
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(run_dir)
     note = run_dir / "zoo_run.json"
     if note.is_file() and ckpt.is_file():
         done = json.loads(note.read_text())
@@ -76,15 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     names = str(args.get("experiments")).split(",") if args.get("experiments") else experiments()
     out = Path(str(args.get("out", PROJECT / "outputs" / "zoo" / time.strftime("%Y-%m-%d_%H-%M-%S"))))
 
-    from gan.evaluation.metrics import Evaluator
-    from gan.sample import load_generator, sample_images
-
     evaluator = Evaluator.from_recipe(args.get("data_root"), str(args.get("recipe", "full")))
     rows, floor = {}, None
     for name in names:
         done = trained_before(out / name)
         if done is None:
-            unfinished = out / name / "checkpoints" / "last.ckpt"
+            unfinished = last_checkpoint(out / name)
             if unfinished.is_file():
                 print(f"{name}: an interrupted run in {out / name}: training on to the budget", flush=True)
             ckpt, iterations, seconds = train_one(name, budget, out / name, unfinished if unfinished.is_file() else None)
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in rows.items():
         lines.append(f"| {name} | {row['iterations']} | " + " | ".join(_fmt(row[k]) for k in COLUMNS) + " |")
     if floor is not None:
-        lines.append(f"| *floor (real train vs test)* | | " + " | ".join(_fmt(floor[k]) for k in COLUMNS) + " |")
+        lines.append("| *floor (real train vs test)* | | " + " | ".join(_fmt(floor[k]) for k in COLUMNS) + " |")
     table = "\n".join(lines)
     print(table)
     write_atomically(out / "zoo_report.md", lambda p: p.write_text(table + "\n"))

@@ -1,6 +1,8 @@
 """The benchmark compares like with like: the plain loop starts from the template's networks, and
 both timers count the iterations they claim."""
 
+from types import SimpleNamespace
+
 import pytorch_lightning as pl
 import torch
 
@@ -8,6 +10,7 @@ from bench.plain import build_networks, run_plain
 from bench.quality import FidTrace
 from bench.run import print_table
 from bench.template import run_template
+from gan.bookkeeping import History
 from gan.build import build_gan
 from tests.conftest import QUICK
 
@@ -31,12 +34,14 @@ def test_both_timers_measure_their_window(make_cfg):
 
 def test_time_to_quality_trace_stops_at_the_threshold():
     trace = FidTrace(threshold=100.0)
-    trainer = type("T", (), {"callback_metrics": {}, "should_stop": False})()
-    trace.on_train_start(trainer, None)
+    trainer = SimpleNamespace(should_stop=False)
+    module = SimpleNamespace(history=History())
+    trace.on_train_start(trainer, module)
     for it, fid in ((100, 300.0), (200, 150.0), (300, 90.0)):
-        trainer.callback_metrics["val/fid"] = torch.tensor(fid)
-        trace.on_train_batch_end(trainer, type("M", (), {"iteration": it})(), None, None, 0)
+        module.history.add_evaluation(it, {"fid": fid}, {"fid": 2.0})
+        trace.on_train_batch_end(trainer, module, None, None, 0)
         assert trainer.should_stop == (fid < 100)
+    assert [p["iteration"] for p in trace.trace] == [100, 200, 300]
 
 
 def test_table_prints_every_recipe_and_switch(capsys):

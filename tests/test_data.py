@@ -41,13 +41,6 @@ def test_digit_filter_yields_only_that_digit(mnist_root):
     labels = torch.cat([y for _, y in dm.train_dataloader()])
     assert set(labels.tolist()) == {7}
     assert len(dm.train_set) == 6265  # the official count of sevens in the train split
-    assert set(dm.heldout_set.labels.tolist()) == {7}
-
-
-def test_heldout_split_is_the_test_split(datamodule):
-    held = datamodule.heldout_images()
-    assert held.shape == (10000, 1, 28, 28)
-    assert held.min() >= -1.0 and held.max() <= 1.0
 
 
 def test_shuffle_changes_between_epochs_and_is_fixed_by_the_seed():

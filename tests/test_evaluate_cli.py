@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gan.evaluate import main
-from gan.evaluation.metrics import METRICS
+from gan.metrics.evaluator import METRICS
 from gan.train import train
 from tests.conftest import PROJECT, QUICK, compose_config, data_root
 

@@ -10,7 +10,7 @@ import torch
 from omegaconf import open_dict
 
 from gan.build import build_gan
-from gan.runs import load_checkpoint
+from gan.checkpoints import load_checkpoint
 from gan.train import batch_size_line, train
 from tests.conftest import QUICK
 

@@ -111,7 +111,7 @@ def test_invalid_schedule_settings_are_rejected(make_cfg):
     cfg = make_cfg("model=mlp")
     with open_dict(cfg):
         cfg.model.d_steps = 0
-    with pytest.raises(ValueError, match="d_steps and model.g_steps must be >= 1"):
+    with pytest.raises(ValueError, match="model.d_steps=0: must be a positive integer"):
         build_gan(cfg)
     cfg = make_cfg("model=mlp", "model.schedule=simultaneous", "model.d_steps=2")
     with pytest.raises(ValueError, match="simultaneous takes one step"):
@@ -134,8 +134,8 @@ def test_fixed_noise_is_a_buffer_fixed_by_the_seed(make_cfg):
 from pathlib import Path  # noqa: E402
 
 import gan.losses  # noqa: E402
-from gan.module import NonFiniteError  # noqa: E402
-from gan.runs import load_checkpoint  # noqa: E402
+from gan.checkpoints import load_checkpoint  # noqa: E402
+from gan.errors import NonFiniteError  # noqa: E402
 from gan.train import train  # noqa: E402
 from tests.conftest import QUICK  # noqa: E402
 
@@ -153,11 +153,6 @@ def test_wasserstein_clips_critic_weights_after_each_update(make_cfg, mnist_root
 def test_gradient_penalty_loss_trains(make_cfg, mnist_root):
     events = run_one_iteration(make_cfg, mnist_root, "loss=wasserstein_gp")
     assert [e["opt"] for e in events] == ["D", "G"] and events[0]["d_changed"]
-
-
-def test_a_loss_refuses_a_schedule_it_cannot_use(make_cfg):
-    with pytest.raises(ValueError, match="loss=wasserstein_gp needs model.schedule=alternating"):
-        build_gan(make_cfg("model=mlp", "loss=wasserstein_gp", "model.schedule=simultaneous"))
 
 
 def count_generator_forwards(make_cfg, mnist_root, *overrides):

@@ -32,5 +32,5 @@ def test_same_generator_seed_gives_the_same_noise():
 
 
 def test_unknown_distribution_is_rejected():
-    with pytest.raises(ValueError, match="'laplace' is unknown"):
+    with pytest.raises(ValueError, match="model.noise.distribution=laplace: must be one of uniform, normal"):
         NoisePrior(8, "laplace")

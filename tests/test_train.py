@@ -7,7 +7,8 @@ import torch
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.runs import RunError, load_checkpoint
+from gan.checkpoints import load_checkpoint
+from gan.errors import RunError
 from gan.train import train
 from tests.conftest import QUICK
 

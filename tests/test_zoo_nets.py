@@ -8,9 +8,9 @@ from torch import nn
 
 from gan.build import build_gan
 from gan.nets.init import initialize
-from gan.nets.keras import KerasDiscriminator, KerasGenerator
-from gan.nets.maxout import BatchNormMLPGenerator, Maxout, MaxoutDiscriminator
-from gan.nets.paddle import PaddleDiscriminator, PaddleGenerator
+from gan.nets.keras_dcgan import KerasDiscriminator, KerasGenerator
+from gan.nets.paddle_dcgan import PaddleDiscriminator, PaddleGenerator
+from gan.nets.renom_maxout import BatchNormMLPGenerator, Maxout, MaxoutDiscriminator
 from gan.nets.tf_simple import TFSimpleDiscriminator, TFSimpleGenerator
 from tests.conftest import compose_config
 

@@ -2,7 +2,7 @@
 
 import json
 
-from gan.evaluation.metrics import METRICS
+from gan.metrics.evaluator import METRICS
 from gan.zoo_report import COLUMNS, main
 
 

@@ -1,4 +1,8 @@
-"""The InfoGAN-style DCGAN of the cs231n assignment (Chen et al. 2016, appendix C.1 for G)."""
+"""The InfoGAN-style DCGAN of the cs231n assignment (Chen et al. 2016, appendix C.1 for G).
+
+The file is named after its config (``model=dcgan``); the classes after the paper whose MNIST
+networks they are (InfoGAN), since "DCGAN" names a family, not these layer sizes.
+"""
 
 from __future__ import annotations
 

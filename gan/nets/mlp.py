@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from gan.images import output_layer
 from gan.nets.init import initialize
 
-
 HIDDEN_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 

@@ -35,7 +35,6 @@ once and cached beside the classifier, keyed by its hash (and ``n`` for the floo
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +45,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan.data import load_split
-from gan.evaluation.classifier import (
+from gan.files import write_atomically
+from gan.metrics.classifier import (
     MNISTClassifier,
     as_unit_images,
     cache_dir,
@@ -54,7 +54,16 @@ from gan.evaluation.classifier import (
     predict,
     resolve_data_root,
 )
-from gan.files import write_atomically
+from gan.metrics.scores import (
+    DEFAULT_K,
+    class_histogram,
+    class_kl,
+    classifier_score,
+    coverage,
+    knn_radii,
+    nearest_distances,
+    precision_recall,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +71,6 @@ METRICS = ("fid", "kid", "classifier_score", "precision", "recall", "coverage", 
 HIGHER_IS_BETTER = {"classifier_score", "precision", "recall", "coverage"}
 # ``memorisation`` is best near 1 and ``copy_fraction`` near the floor: neither is "higher" or "lower".
 LOWER_IS_BETTER = {"fid", "kid", "class_kl"}
-DEFAULT_K = 3
-COVERAGE_SHARE = 0.05
-NUM_CLASSES = 10
 KID_SUBSET = 1000
 KID_SUBSETS = 100
 COPY_QUANTILE = 0.01
@@ -119,74 +125,6 @@ def real_state(metric: FrechetInceptionDistance | KernelInceptionDistance) -> di
         return {k: v for k, v in metric.state_dict().items() if k.startswith("real_")}
     finally:
         metric.persistent(False)
-
-
-# ---------------------------------------------------------------------------------- pure metrics
-def class_histogram(probs: Tensor) -> Tensor:
-    """Share of samples whose most likely class is each digit, ``(10,)`` summing to 1."""
-    return torch.bincount(probs.argmax(1), minlength=NUM_CLASSES).double() / len(probs)
-
-
-def coverage(histogram: Tensor, share: float = COVERAGE_SHARE) -> int:
-    """How many classes get at least ``share`` of the samples."""
-    return int((histogram >= share).sum())
-
-
-def class_kl(histogram: Tensor) -> float:
-    """KL(histogram || uniform) in nats: 0 when balanced, log(10) when every sample is one class."""
-    h = histogram[histogram > 0].double()
-    return float((h * torch.log(h * len(histogram))).sum())
-
-
-def classifier_score(probs: Tensor, eps: float = 1e-12) -> float:
-    """exp(E_x KL(p(y|x) || p(y))): 1 for uninformative or single-class samples, 10 at best."""
-    p = probs.double()
-    marginal = p.mean(0, keepdim=True)
-    kl = (p * (torch.log(p + eps) - torch.log(marginal + eps))).sum(1).mean()
-    return float(torch.exp(kl))
-
-
-def knn_radii(features: Tensor, k: int = DEFAULT_K, chunk: int = 2000) -> Tensor:
-    """Distance from each point to its k-th nearest *other* point of the same set."""
-    if len(features) <= k:
-        raise ValueError(f"need more than k={k} points for k-NN radii, got {len(features)}")
-    radii = []
-    for start in range(0, len(features), chunk):
-        d = torch.cdist(features[start : start + chunk], features)
-        radii.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the point itself
-    return torch.cat(radii)
-
-
-def inside_manifold(queries: Tensor, points: Tensor, radii: Tensor, chunk: int = 1000) -> Tensor:
-    """For each query, whether it lies within ``radii[j]`` of some ``points[j]``."""
-    inside = []
-    for start in range(0, len(queries), chunk):
-        d = torch.cdist(queries[start : start + chunk], points)
-        inside.append((d <= radii.unsqueeze(0)).any(1))
-    return torch.cat(inside)
-
-
-def precision_recall(
-    real: Tensor, fake: Tensor, k: int = DEFAULT_K, real_radii: Tensor | None = None
-) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019) of ``fake`` against ``real`` features."""
-    real_radii = knn_radii(real, k) if real_radii is None else real_radii
-    precision = inside_manifold(fake, real, real_radii).double().mean()
-    recall = inside_manifold(real, fake, knn_radii(fake, k)).double().mean()
-    return float(precision), float(recall)
-
-
-def nearest_distances(queries: Tensor, reference: Tensor, exclude: Tensor | None = None, chunk: int = 1000) -> Tensor:
-    """Distance from each query to its nearest reference point; ``exclude[i]`` (an index into
-    ``reference``) is skipped for query ``i`` (leave-one-out, for queries drawn from ``reference``)."""
-    out = []
-    for start in range(0, len(queries), chunk):
-        d = torch.cdist(queries[start : start + chunk], reference)
-        if exclude is not None:
-            rows = torch.arange(len(d))
-            d[rows, exclude[start : start + chunk]] = math.inf
-        out.append(d.min(1).values)
-    return torch.cat(out)
 
 
 # ---------------------------------------------------------------------------------- the evaluator

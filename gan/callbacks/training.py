@@ -1,8 +1,5 @@
-"""Callbacks that work on the GAN iteration axis: sample grids, checkpoints, the progress bar.
-
-All of them read ``pl_module.iteration`` (completed GAN iterations), never Lightning's
-``global_step``, which counts optimizer steps.
-"""
+"""Callbacks of every training run, on the GAN-iteration axis (``pl_module.iteration``, README
+"Counting"): sample grids, the checkpoint cadence, the progress bar, and a clean stop on a signal."""
 
 from __future__ import annotations
 
@@ -19,24 +16,16 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from gan.checkpoints import LAST, checkpoint_dir, save_atomically
+from gan.config import positive_int
 from gan.files import write_atomically
+from gan.generate import unit_images
 from gan.images import to_unit_range
 
 log = logging.getLogger(__name__)
 
 # in train()'s result when a signal (StopOnSignal) ended the run early, its checkpoint saved
 STOPPED_BY_SIGNAL = "train/stopped_by_signal"
-
-
-@torch.no_grad()
-def generate(generator: torch.nn.Module, z: Tensor) -> Tensor:
-    """G(z) with G in eval mode (BatchNorm uses its running statistics), restoring its mode after."""
-    was_training = generator.training
-    generator.eval()
-    try:
-        return generator(z)
-    finally:
-        generator.train(was_training)
 
 
 def real_vs_generated(real: Tensor, fake: Tensor, nrow: int = 8) -> Tensor:
@@ -57,9 +46,7 @@ class SampleGrids(Callback):
     """
 
     def __init__(self, every: int = 200, dirpath: str | None = None, nrow: int = 8) -> None:
-        if every < 1:
-            raise ValueError(f"sample_every must be >= 1, got {every}")
-        self.every = int(every)
+        self.every = positive_int("sample_every", every)
         self.dirpath = Path(dirpath) if dirpath else None
         self.nrow = nrow
         self.last_drawn: int | None = None
@@ -79,7 +66,7 @@ class SampleGrids(Callback):
         self.last_drawn = pl_module.iteration
         if not trainer.is_global_zero:
             return
-        fake = to_unit_range(generate(pl_module.generator, pl_module.fixed_noise), pl_module.value_range).cpu()
+        fake = unit_images(pl_module.generator, pl_module.fixed_noise)
         real01 = to_unit_range(self._last_real, pl_module.value_range).cpu()
         grids = {
             "fixed_noise": make_grid(fake, nrow=self.nrow, padding=2, pad_value=1.0),
@@ -95,23 +82,24 @@ class SampleGrids(Callback):
 
 
 class IterationCheckpoint(Callback):
-    """Writes ``<dirpath>/last.ckpt`` every ``every`` GAN iterations and when training ends.
+    """Writes ``<dirpath>/last.ckpt`` every ``every`` GAN iterations and when training ends, each
+    time atomically (:func:`gan.checkpoints.save_atomically`). ``dirpath`` defaults to the run's
+    ``checkpoints`` folder (:func:`gan.checkpoints.checkpoint_dir` of ``trainer.default_root_dir``)."""
 
-    Each write goes to a temporary file that is then renamed, so ``last.ckpt`` is always a
-    complete checkpoint, whatever moment the process dies at.
-    """
-
-    def __init__(self, dirpath: str, every: int = 500, filename: str = "last.ckpt") -> None:
-        if every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
-        self.dirpath = Path(dirpath)
-        self.every = int(every)
+    def __init__(self, every: int = 500, dirpath: str | None = None, filename: str = LAST) -> None:
+        self.every = positive_int("checkpoint_every", every)
+        self.dirpath = Path(dirpath) if dirpath else None
         self.filename = filename
         self.last_saved: int | None = None
 
     @property
     def path(self) -> Path:
+        assert self.dirpath is not None, "setup() sets the folder"
         return self.dirpath / self.filename
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = checkpoint_dir(trainer.default_root_dir)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         # At the budget (should_stop) save here, mid-epoch, as the periodic saves do: a resume then
@@ -125,31 +113,8 @@ class IterationCheckpoint(Callback):
             self.save(trainer, pl_module)
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        save_checkpoint_atomically(trainer, pl_module, self.path)
+        save_atomically(trainer, pl_module, self.path)
         self.last_saved = pl_module.iteration
-
-
-def save_checkpoint_atomically(trainer: pl.Trainer, pl_module: pl.LightningModule, path: Path) -> None:
-    """Write a full checkpoint to ``path`` through a temporary file and a rename, so ``path`` is
-    always complete whatever moment the process dies at. Weights that are not finite are never
-    written: :class:`gan.module.NonFiniteError` is raised and ``path`` keeps the last good state.
-    Every rank calls this (Lightning gathers sharded state); rank 0 alone writes and renames.
-    """
-    if not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
-        from gan.module import NonFiniteError
-
-        raise NonFiniteError(
-            f"the weights at GAN iteration {pl_module.iteration} are not finite: {path} is "
-            "left as it was (the last good checkpoint)"
-        )
-    path = Path(path)
-    if trainer.is_global_zero:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
-    if trainer.is_global_zero:
-        tmp.replace(path)
-    trainer.strategy.barrier(f"gan-checkpoint-{path.name}")
 
 
 class IterationProgressBar(TQDMProgressBar):
@@ -194,7 +159,7 @@ class IterationProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
-        scalars = getattr(pl_module, "latest_scalars", {})
+        scalars = pl_module.bookkeeping.latest
         for key in ("d_loss", "g_loss"):
             if key in scalars:
                 metrics[key] = f"{scalars[key]:.3f}"

@@ -1,18 +1,24 @@
-"""Sweeps (``python -m gan.train -m ...``) where one failing job does not stop the others.
+"""Errors that are the user's to fix, the one-line guard of the command lines, and sweeps that
+survive a failing job.
 
-Hydra's basic launcher runs the jobs one after another in this process. A job that fails is
-caught by :func:`gan.validate.main_guard`, which logs it, writes a small JSON record
-(``<sweep dir>/failures/<job num>.json``: the job's overrides and the error line) via
-:func:`record_failure` and returns None, so the next job runs. :class:`SweepFailures`, a Hydra
-callback registered under ``hydra.callbacks`` (conf/hydra/default.yaml), reads the records when
-the sweep ends, lists the failed jobs with their overrides on stderr and exits with status 1.
+- :class:`ConfigError`, :class:`RunError`, :class:`NonFiniteError` (and :class:`gan.idx.DataFileError`)
+  are a user's to fix: :func:`main_guard` prints them as one ``error:`` line, no traceback.
+- In a ``-m`` sweep (Hydra's basic launcher runs the jobs one after another in this process), a job
+  that fails is caught by :func:`main_guard`, which logs it, writes a small JSON record
+  (``<sweep dir>/failures/<job num>.json``: the job's overrides and the error line) via
+  :func:`record_failure` and returns None, so the next job runs. :class:`SweepFailures`, a Hydra
+  callback registered under ``hydra.callbacks`` (conf/hydra/default.yaml), reads the records when
+  the sweep ends, lists the failed jobs with their overrides on stderr and exits with status 1.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +29,74 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gan.files import write_atomically
+from gan.idx import DataFileError
 
 log = logging.getLogger(__name__)
 
 FAILURES_DIR = "failures"
 
 
+class ConfigError(ValueError):
+    """A composed config that asks for something the template cannot do."""
+
+
+class RunError(RuntimeError):
+    """A run folder or checkpoint is not usable as asked."""
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, a gradient or the weights became NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------- the CLI guard
+# Errors that are the user's to fix: one line, no traceback. Other features may add theirs.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, RunError, DataFileError, NonFiniteError, ValueError)
+
+
+def full_error() -> bool:
+    """Hydra's switch for full tracebacks."""
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+
+
+def error_line(err: BaseException) -> str:
+    """One line for ``err``: its message (ours are one line already), or its type for an empty one."""
+    text = " ".join(str(err).split()) if str(err).strip() else ""
+    return text if isinstance(err, USER_ERRORS) and text else f"{type(err).__name__}: {text}".rstrip(": ")
+
+
+def main_guard(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Decorate the Hydra main (below ``@hydra.main``) so that
+
+    - a single run that raises one of ``USER_ERRORS`` exits with ``error: <message>`` on stderr
+      and status 1, no traceback (with ``HYDRA_FULL_ERROR=1`` the error propagates unchanged);
+      any other exception propagates (it is a bug: Hydra prints its traceback);
+    - a job of a ``-m`` sweep that raises anything is logged (with its traceback if it is not
+      one of ours, or if ``HYDRA_FULL_ERROR=1``), recorded under ``<sweep dir>/failures/`` and
+      returns None, so the sweep goes on; :class:`SweepFailures` lists the failures
+      at the end and exits non-zero.
+    """
+
+    @functools.wraps(task)
+    def guarded(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except Exception as err:
+            if in_multirun():
+                line = error_line(err)
+                if isinstance(err, USER_ERRORS) and not full_error():
+                    log.error("job failed: %s", line)
+                else:
+                    log.exception("job failed: %s", line)
+                record_failure(line, err)
+                return None
+            if isinstance(err, USER_ERRORS) and not full_error():
+                sys.exit(f"error: {error_line(err)}")
+            raise
+
+    return guarded
+
+
+# ---------------------------------------------------------------------------------- sweeps
 def in_multirun() -> bool:
     """True inside a job of a ``-m`` sweep."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -13,7 +13,7 @@ Recipes (measured on a 2-core CPU, see the README):
 - ``quick``: 1 epoch of 30000 training images; at least 97% test accuracy. For the quick tests.
 
 ``features(x)``, the 128-d output of the penultimate layer (after its ReLU), is the feature space of
-FID, KID, precision/recall and the memorisation check; ``digit_logits(x)`` gives the 10 digit logits.
+FID, KID, precision/recall and the memorisation check.
 Inputs are images in [0, 1] of shape ``(N, 1, 28, 28)``.
 
 **Not a digit.** A classifier trained on digits alone maps anything, uniform noise included, to some
@@ -25,7 +25,7 @@ the feature space, which then puts non-digits away from digits; every digit metr
 
 Command line (``make classifier``)::
 
-    python -m gan.evaluation.classifier [recipe=full|quick] [data_root=PATH] [force=true]
+    python -m gan.metrics.classifier [recipe=full|quick] [data_root=PATH] [force=true]
 """
 
 from __future__ import annotations
@@ -121,9 +121,6 @@ class MNISTClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """All 11 logits: the 10 digits, then "not a digit"."""
         return self.head(self.body(x))
-
-    def digit_logits(self, x: Tensor) -> Tensor:
-        return self(x)[:, :NUM_DIGITS]
 
 
 def junk_images(n: int, generator: torch.Generator) -> Tensor:
@@ -278,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
     unknown = set(args.keys()) - {"recipe", "data_root", "force"}
     if unknown:
-        print(f"error: unknown argument(s) {sorted(unknown)}; usage: python -m gan.evaluation.classifier "
+        print(f"error: unknown argument(s) {sorted(unknown)}; usage: python -m gan.metrics.classifier "
               "[recipe=full|quick] [data_root=PATH] [force=true]", file=sys.stderr)
         return 2
     try:

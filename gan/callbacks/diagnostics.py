@@ -1,0 +1,161 @@
+"""Watching a run: warnings when training goes wrong, and the learning curves at the end.
+
+- :class:`Diagnostics` warns once each (log and TensorBoard text) when D has won (its accuracy on
+  real and on generated images stays above 0.99 for a window) and when coverage stays below 10
+  digits. The detection is :func:`diagnose`, a pure function of the histories.
+- :class:`LearningCurves` draws ``curves.png`` in the run folder when training ends.
+
+Both read the run's figures from ``pl_module.history`` (:class:`gan.bookkeeping.History`), written
+by the training step's bookkeeping and by :class:`gan.callbacks.evaluation.Evaluation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from gan.bookkeeping import History
+from gan.metrics.plots import plot_curves
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str  # "d_wins" or "mode_collapse"
+    iteration: int
+    message: str
+
+
+def discriminator_won(
+    history: Sequence[tuple[int, float, float]], threshold: float = 0.99, window: int = 200
+) -> tuple[int, int] | None:
+    """``(first, last)`` iteration of the trailing run of logged points where D's accuracy on real
+    *and* on generated images is above ``threshold``, if that run spans at least ``window`` GAN
+    iterations; else None. ``history``: (iteration, acc_real, acc_fake), in iteration order."""
+    run: list[int] = []
+    for it, acc_real, acc_fake in history:
+        if acc_real > threshold and acc_fake > threshold:
+            run.append(int(it))
+        else:
+            run = []
+    if len(run) >= 2 and run[-1] - run[0] >= window:
+        return run[0], run[-1]
+    return None
+
+
+def coverage_collapsed(history: Sequence[tuple[int, float]], minimum: int = 10, patience: int = 2) -> tuple[int, int] | None:
+    """``(iteration, coverage)`` of the latest evaluation if the last ``patience`` evaluations all had
+    fewer than ``minimum`` digits covered; else None. ``history``: (iteration, coverage)."""
+    recent = list(history)[-patience:]
+    if len(recent) == patience and all(c < minimum for _, c in recent):
+        it, c = recent[-1]
+        return int(it), int(c)
+    return None
+
+
+def diagnose(
+    d_history: Sequence[tuple[int, float, float]],
+    coverage_history: Sequence[tuple[int, float]],
+    threshold: float = 0.99,
+    window: int = 200,
+    min_coverage: int = 10,
+    patience: int = 2,
+) -> list[Finding]:
+    """Every problem the histories show, each with what to try."""
+    found = []
+    won = discriminator_won(d_history, threshold, window)
+    if won is not None:
+        first, last = won
+        found.append(Finding("d_wins", last, (
+            f"D has won: its accuracy on real and on generated images has stayed above {threshold} from GAN "
+            f"iteration {first} to {last}, so G's gradients vanish and G stops learning. Try: a lower D learning "
+            "rate (model.optimizer_d.lr) or a higher G one, fewer D steps (model.d_steps=1) or more G steps "
+            "(model.g_steps=2), a loss with useful gradients when D is confident (loss=wasserstein_gp, "
+            "loss=hinge or loss=least_squares), or a smaller D."
+        )))
+    collapsed = coverage_collapsed(coverage_history, min_coverage, patience)
+    if collapsed is not None:
+        it, cov = collapsed
+        found.append(Finding("mode_collapse", it, (
+            f"mode collapse: only {cov} of the 10 digits get at least 5% of the samples at GAN iteration {it} "
+            f"(val/coverage, below {min_coverage} for {patience} evaluations in a row). Try: a lower learning rate "
+            "(both networks), a larger batch (data.batch_size), loss=wasserstein_gp (its critic penalises "
+            "collapse), more D steps (model.d_steps=2), or go back to checkpoints/best_fid.ckpt. Early in a run, "
+            "low coverage can also mean the samples are not digit-like yet (val/precision low): look at the grids."
+        )))
+    return found
+
+
+def d_accuracy_history(history: History) -> list[tuple[int, float, float]]:
+    """(iteration, D's accuracy on real, on generated) at each logged point."""
+    return [(it, s["d_acc_real"], s["d_acc_fake"]) for it, s in history.train if "d_acc_real" in s and "d_acc_fake" in s]
+
+
+class Diagnostics(Callback):
+    """Warn once each, in the log and as TensorBoard text (``diagnostics/<key>``), when D has won
+    or the samples collapse onto fewer digits (see :func:`diagnose`)."""
+
+    def __init__(self, d_acc_threshold: float = 0.99, window: int = 200, min_coverage: int = 10, coverage_patience: int = 2) -> None:
+        if window < 1 or coverage_patience < 1:
+            raise ValueError("diagnostics window and coverage_patience must be >= 1")
+        self.threshold, self.window = float(d_acc_threshold), int(window)
+        self.min_coverage, self.patience = int(min_coverage), int(coverage_patience)
+        self.warned: set[str] = set()
+
+    def check(self, trainer: pl.Trainer, history: History) -> list[Finding]:
+        found = diagnose(d_accuracy_history(history), history.series("coverage"), self.threshold, self.window,
+                         self.min_coverage, self.patience)
+        new = [f for f in found if f.key not in self.warned]
+        for finding in new:
+            self.warned.add(finding.key)
+            if trainer.is_global_zero:
+                log.warning(finding.message)
+                for logger in trainer.loggers:
+                    add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
+                    if callable(add_text):
+                        add_text(f"diagnostics/{finding.key}", finding.message, global_step=finding.iteration)
+        return new
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if pl_module.iteration % pl_module.log_every == 0 or trainer.should_stop:
+            self.check(trainer, pl_module.history)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check(trainer, pl_module.history)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"warned": sorted(self.warned)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.warned = set(state_dict.get("warned", []))
+
+
+CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "fid")
+
+
+class LearningCurves(Callback):
+    """At the end of training, ``<dirpath>/curves.png``: D and G losses, D's accuracy on real and
+    generated images, FID with its floor, from ``pl_module.history``."""
+
+    def __init__(self, dirpath: str, filename: str = "curves.png") -> None:
+        self.dirpath = Path(dirpath)
+        self.filename = filename
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / self.filename
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            history: History = pl_module.history
+            floor = (history.floor or {}).get("fid")
+            plot_curves({k: history.series(k) for k in CURVES}, self.path, floor,
+                        title=f"{self.dirpath.name}: {pl_module.iteration} GAN iterations")
+            log.info("learning curves: %s", self.path)

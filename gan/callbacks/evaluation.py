@@ -1,0 +1,188 @@
+"""Training-time evaluation: every ``every`` GAN iterations (and at the end) score ``n_samples``
+samples with :class:`gan.metrics.evaluator.Evaluator`, log ``val/*`` (and the floor as
+``val_floor/*``), add them to ``pl_module.history`` and to ``trainer.callback_metrics`` (so
+``train()`` returns ``val/fid``), and keep the best-FID checkpoint as ``best_fid.ckpt`` beside
+``last.ckpt``.
+
+List it before the checkpoint callback, so ``last.ckpt`` of an evaluated iteration holds its state
+(else a resumed run may evaluate that iteration again), and before the diagnostics, so they see its
+figures at the same iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch import Tensor
+
+from gan.callbacks.training import StopOnSignal
+from gan.checkpoints import BEST_FID, checkpoint_dir, save_atomically
+from gan.config import ConfigError, positive_int
+from gan.files import write_atomically
+from gan.generate import sample_images
+from gan.metrics.classifier import get_recipe
+from gan.metrics.evaluator import MIN_SAMPLES, Evaluator
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------- evaluation
+class Evaluation(Callback):
+    """Score generated samples every ``every`` GAN iterations and at the end of training.
+
+    Args:
+        every: evaluate every this many GAN iterations (``eval_every``).
+        n_samples: samples drawn each time (``eval_samples``); the same noise every time, drawn
+            from ``seed``, so figures compare across iterations. The floor uses as many real images.
+        dirpath: where ``best_fid.ckpt`` goes (default: the run's ``checkpoints`` folder).
+        keep_best: keep ``best_fid.ckpt`` at all.
+        recipe: the feature classifier's recipe (``full``, or ``quick`` for tests).
+        data_root: folder holding ``MNIST/raw`` (default ``$GAN_DATA_ROOT``, else ``./data``).
+        seed: seeds the evaluation noise.
+        batch_size: generator batch when drawing the samples.
+        dataset: the data module's dataset; the metrics measure MNIST digits, so for any other
+            (``FashionMNIST``) the callback warns once and does nothing.
+    """
+
+    def __init__(
+        self,
+        every: int = 250,
+        n_samples: int = 2000,
+        dirpath: str | None = None,
+        recipe: str = "full",
+        data_root: str | None = None,
+        seed: int = 0,
+        batch_size: int = 500,
+        dataset: str = "MNIST",
+        final: bool = True,
+        keep_best: bool = True,
+    ) -> None:
+        self.every = positive_int("eval_every", every)
+        if not (positive_int("eval_samples", n_samples) >= MIN_SAMPLES):
+            raise ConfigError(f"eval_samples={n_samples}: must be at least {MIN_SAMPLES}")
+        get_recipe(recipe)  # a bad recipe name fails now, not at the first evaluation
+        self.n_samples = int(n_samples)
+        self.dirpath = Path(dirpath) if dirpath else None
+        self.keep_best = bool(keep_best)
+        self.recipe = recipe
+        self.data_root = data_root
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.final = bool(final)  # also evaluate when training ends (off: only every `every` iterations)
+        self.enabled = dataset == "MNIST"
+        if not self.enabled:
+            log.warning("evaluation is off: its metrics measure MNIST digits, and the data is %s", dataset)
+        self.best_fid = math.inf
+        self.best_iteration: int | None = None
+        self.last_evaluated: int | None = None
+        self.latest: dict[str, float] = {}
+        self._evaluator = None
+
+    @property
+    def best_path(self) -> Path | None:
+        return self.dirpath / BEST_FID if self.keep_best and self.dirpath is not None else None
+
+    @property
+    def evaluator(self) -> Evaluator:
+        if self._evaluator is None:  # the classifier trains (or loads) at the first evaluation
+            self._evaluator = Evaluator.from_recipe(self.data_root, self.recipe)
+        return self._evaluator
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = checkpoint_dir(trainer.default_root_dir)
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A resumed run may restore a state older than best_fid.ckpt (last.ckpt written before the
+        # evaluation of the same iteration): the note beside best_fid.ckpt has the real best.
+        note = self._note_path()
+        if note is not None and note.is_file():
+            try:
+                best = json.loads(note.read_text())
+                if float(best["fid"]) < self.best_fid:
+                    self.best_fid, self.best_iteration = float(best["fid"]), int(best["iteration"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s is not readable: the best FID starts afresh", note)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if pl_module.iteration % self.every == 0 or (self.final and trainer.should_stop and not _interrupted(trainer)):
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.last_evaluated == pl_module.iteration or not self.final:
+            return
+        if _interrupted(trainer):  # leave the time to the checkpoint; the resumed run evaluates at its end
+            log.info("training was interrupted: no final evaluation at GAN iteration %d", pl_module.iteration)
+            return
+        self.evaluate(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_fid": self.best_fid, "best_iteration": self.best_iteration, "last_evaluated": self.last_evaluated}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_fid = float(state_dict.get("best_fid", math.inf))
+        self.best_iteration = state_dict.get("best_iteration")
+        self.last_evaluated = state_dict.get("last_evaluated")
+
+    # ------------------------------------------------------------------ the work
+    def samples(self, pl_module: pl.LightningModule) -> Tensor:
+        """``n_samples`` images in [0, 1] from the same noise every time (G in eval mode, no_grad)."""
+        return sample_images(pl_module.generator, pl_module.noise, self.n_samples, self.seed, self.batch_size)
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
+        if not self.enabled:
+            return None
+        it = pl_module.iteration
+        result = None
+        if trainer.is_global_zero:
+            metrics = self.evaluator.metrics(self.samples(pl_module))
+            result = (metrics, self.evaluator.floor(self.n_samples))
+        metrics, floor = trainer.strategy.broadcast(result, src=0)
+        self.last_evaluated = it
+        improved = metrics["fid"] < self.best_fid
+        if improved:
+            self.best_fid, self.best_iteration = float(metrics["fid"]), it
+        pl_module.history.add_evaluation(it, metrics, floor)
+        scalars = {f"val/{k}": float(v) for k, v in metrics.items()} | {"val/best_fid": self.best_fid}
+        floor_scalars = {f"val_floor/{k}": float(v) for k, v in floor.items()}
+        trainer.callback_metrics.update(
+            {k: torch.tensor(v) for k, v in (scalars | floor_scalars).items()} | {"val/iteration": torch.tensor(float(it))}
+        )
+        self.latest = scalars
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars | floor_scalars, step=it)
+            log.info(
+                "evaluation at GAN iteration %d (%d samples): FID %.3f (floor %.3f), KID %.4f, precision %.3f, "
+                "recall %.3f, coverage %d/10, classifier score %.2f%s",
+                it, self.n_samples, metrics["fid"], floor["fid"], metrics["kid"], metrics["precision"],
+                metrics["recall"], metrics["coverage"], metrics["classifier_score"], " (best so far)" if improved else "",
+            )
+        if improved and self.best_path is not None:
+            self._save_best(trainer, pl_module, it)
+        return metrics
+
+    def _note_path(self) -> Path | None:
+        return self.best_path.with_suffix(".json") if self.best_path is not None else None
+
+    def _save_best(self, trainer: pl.Trainer, pl_module: pl.LightningModule, iteration: int) -> None:
+        """``best_fid.ckpt`` (atomic, finite weights only) and its note ``{fid, iteration}``."""
+        assert self.best_path is not None
+        save_atomically(trainer, pl_module, self.best_path)
+        if trainer.is_global_zero:
+            note = json.dumps({"fid": self.best_fid, "iteration": iteration}) + "\n"
+            write_atomically(self._note_path(), lambda p: p.write_text(note))
+        trainer.strategy.barrier("gan-best-fid-note")
+
+
+def _interrupted(trainer: pl.Trainer) -> bool:
+    """Whether a signal stopped training (:class:`StopOnSignal` records it in ``received``)."""
+    return any(isinstance(cb, StopOnSignal) and cb.received for cb in trainer.callbacks)

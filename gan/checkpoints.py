@@ -1,0 +1,106 @@
+"""Checkpoints: where they live in a run folder, writing them atomically, finding and loading them.
+
+A run folder holds ``checkpoints/last.ckpt`` (the newest state) and ``checkpoints/best_fid.ckpt``
+(the state with the lowest FID so far). The names are defined here and nowhere else; callbacks that
+write checkpoints default to :func:`checkpoint_dir` of the trainer's run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gan.errors import NonFiniteError, RunError
+from gan.runs import CONFIG_FILE
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+BEST_FID = "best_fid.ckpt"
+# Network modules renamed after their model configs: checkpoints of older versions name the old ones.
+RENAMED_TARGETS = {"gan.nets.keras.": "gan.nets.keras_dcgan.", "gan.nets.paddle.": "gan.nets.paddle_dcgan.",
+                   "gan.nets.maxout.": "gan.nets.renom_maxout."}
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    return checkpoint_dir(run_dir) / LAST
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if it has that layout."""
+    return checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else None
+
+
+def save_atomically(trainer: pl.Trainer, pl_module: pl.LightningModule, path: Path) -> None:
+    """Write a full checkpoint to ``path`` through a temporary file and a rename, so ``path`` is
+    always complete whatever moment the process dies at. Weights that are not finite are never
+    written: :class:`NonFiniteError` is raised and ``path`` keeps the last good state.
+    Every rank calls this (Lightning gathers sharded state); rank 0 alone writes and renames.
+    """
+    if not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
+        raise NonFiniteError(
+            f"the weights at GAN iteration {pl_module.iteration} are not finite: {path} is "
+            "left as it was (the last good checkpoint)"
+        )
+    path = Path(path)
+    if trainer.is_global_zero:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
+    if trainer.is_global_zero:
+        tmp.replace(path)
+    trainer.strategy.barrier(f"gan-checkpoint-{path.name}")
+
+
+def resolve_checkpoint(ckpt_path: str | None, log_dir: str | Path) -> Path | None:
+    """``None``, an existing checkpoint file, or for ``"last"`` the newest ``last.ckpt`` under ``log_dir``."""
+    if ckpt_path in (None, ""):
+        return None
+    if str(ckpt_path) == "last":
+        found = sorted(Path(log_dir).glob(f"**/{CHECKPOINT_DIR}/{LAST}"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise RunError(f"ckpt_path=last: no {CHECKPOINT_DIR}/{LAST} under {log_dir}; train a run first or pass a path")
+        return found[-1]
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise RunError(f"ckpt_path={ckpt_path}: no such file. Pass a .ckpt written by gan.train, or ckpt_path=last")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint written by gan.train, with one clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise RunError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); it may be truncated") from err
+    if not isinstance(ckpt, dict) or "gan" not in ckpt or "state_dict" not in ckpt:
+        raise RunError(f"{path} was not written by gan.train (it has no 'gan' section)")
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict, path: str | Path) -> DictConfig:
+    """The composed config of the run that wrote ``ckpt``: the copy inside it, else the run folder's
+    (with the network modules' old names mapped to today's)."""
+    stored = ckpt.get("gan", {}).get("config")
+    if stored:
+        cfg = OmegaConf.create(stored)
+    else:
+        run = run_dir_of(Path(path))
+        if run is None or not (run / CONFIG_FILE).is_file():
+            raise RunError(f"{path} carries no config and no {CONFIG_FILE} lies in its run folder")
+        cfg = OmegaConf.load(run / CONFIG_FILE)
+    for net in ("generator", "discriminator"):
+        target = OmegaConf.select(cfg, f"model.{net}._target_")
+        for old, new in RENAMED_TARGETS.items():
+            if isinstance(target, str) and target.startswith(old):
+                cfg.model[net]._target_ = new + target[len(old):]
+    return cfg

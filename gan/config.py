@@ -1,0 +1,269 @@
+"""Checks of a composed config's *keys* before anything is built.
+
+The values are checked where they are used: each constructor (the data module, the GAN, the noise
+prior, the callbacks) raises :class:`gan.errors.ConfigError` naming its key, with the helpers below,
+and :func:`gan.build.instantiate` lets that error through unwrapped. What is left here is what no
+constructor can see:
+
+- unknown keys, against the signature of the node's ``_target_`` (with "did you mean"), and against
+  the keys of the root config ``conf/train.yaml`` at the top level: a new top-level setting is
+  declared there, once, and reaches its users by interpolation (``${iterations}``);
+- keys gan.train sets itself (``trainer.callbacks`` and ``trainer.logger``, from their groups);
+- what a loss declares it ``requires`` of the model config;
+- learning rates, which torch checks only inside ``fit``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from gan.errors import ConfigError
+
+# The root config: its keys (and the groups of its defaults list) are the top level's allowed keys.
+ROOT_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
+# Groups holding named entries, each a node with a ``_target_`` or null (null switches it off).
+ENTRY_GROUPS = ("callbacks", "logger")
+# Constructor arguments gan.train passes itself, with where the value comes from instead.
+SET_BY_TRAIN = {"trainer": {"callbacks": "the callbacks group", "logger": "the logger group"}}
+# Hydra's own keys in a node it instantiates.
+HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
+# Listing the allowed keys in a message only when there are at most this many.
+MAX_LISTED = 25
+
+_ABSENT = object()
+
+
+# ---------------------------------------------------------------------------------- validation
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` (one line: key, value, what is allowed) for a config whose keys
+    the template cannot run; return None for a good one. The values are the constructors' to check."""
+    _check_top_level_keys(cfg)
+    _check_target_keys(cfg)
+    _check_values(cfg)
+    _check_loss_requirements(cfg)
+
+
+def top_level_keys() -> list[str]:
+    """The keys of the root config and the groups of its defaults list (``hydra`` aside)."""
+    root = OmegaConf.load(ROOT_CONFIG)
+    groups = []
+    for entry in root.get("defaults", []):
+        if isinstance(entry, (DictConfig, Mapping)):
+            groups += [str(k).split("@")[0].split("/")[-1] for k in entry.keys()]
+    keys = [str(k) for k in root.keys() if k != "defaults"] + groups
+    return sorted(set(keys) - {"hydra", "_self_"})
+
+
+def _check_top_level_keys(cfg: DictConfig) -> None:
+    allowed = top_level_keys()
+    for key in cfg.keys():
+        if key != "hydra" and key not in allowed:
+            _unknown_key(cfg, str(key), "", allowed, "the top level")
+
+
+def _check_target_keys(cfg: DictConfig) -> None:
+    for group in cfg.keys():
+        node = cfg.get(group)
+        if group == "hydra" or not isinstance(node, DictConfig):
+            continue
+        if group in ENTRY_GROUPS:
+            for name in node.keys():
+                entry = _raw(node, name)
+                where = f"{group}.{name}"
+                if entry is None:
+                    continue
+                if not isinstance(entry, DictConfig) or "_target_" not in entry:
+                    raise ConfigError(
+                        f"{where}={fmt(entry)}: has no _target_, so nothing builds it; give it a "
+                        f"_target_ or set {where}=null to switch it off"
+                    )
+                _check_node(entry, where)
+        elif "_target_" in node:
+            _check_node(node, str(group), SET_BY_TRAIN.get(str(group), {}))
+
+
+def _check_node(node: DictConfig, where: str, set_by_train: Mapping[str, str] | None = None) -> None:
+    """Check ``node``'s keys against the signature of its ``_target_``, then its nested nodes."""
+    set_by_train = set_by_train or {}
+    target = node["_target_"]
+    accepted = _accepted_arguments(str(target), where)
+    if accepted is not None:
+        for key in node.keys():
+            key = str(key)
+            if key in HYDRA_KEYS:
+                continue
+            if key in set_by_train:
+                raise ConfigError(
+                    f"{_path(where, key)}={fmt(_raw(node, key))}: not read from here; gan.train "
+                    f"sets it from {set_by_train[key]}"
+                )
+            if key not in accepted:
+                shown = sorted(accepted - set(set_by_train))
+                what = f"{where} takes: {', '.join(shown)}" if len(shown) <= MAX_LISTED else f"not an argument of {target}"
+                _unknown_key(node, key, where, shown, what)
+    for key in node.keys():
+        if OmegaConf.is_interpolation(node, str(key)):  # a node checked where it is defined (model.loss: ${loss})
+            continue
+        child = _raw(node, key)
+        if isinstance(child, DictConfig) and "_target_" in child:
+            _check_node(child, _path(where, str(key)))
+
+
+def _accepted_arguments(target: str, where: str) -> set[str] | None:
+    """The keyword arguments ``target`` accepts, or None if it takes any (``**kwargs``)."""
+    built = _import(target, where)
+    try:
+        params = inspect.signature(built).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to compare against
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def _import(target: str, where: str) -> Any:
+    """The object a dotted ``_target_`` names (the longest importable module, then attributes)."""
+    parts = target.split(".")
+    if not all(part.isidentifier() for part in parts):
+        raise ConfigError(f"{where}._target_={fmt(target)}: must be a dotted import path, e.g. gan.nets.mlp.MLPGenerator")
+    for cut in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and not module_name.startswith(err.name):
+                raise  # the module exists but one of its own imports is missing: a real error
+            continue
+        for i, attr in enumerate(parts[cut:], start=cut):
+            if not hasattr(obj, attr):
+                raise ConfigError(
+                    f"{where}._target_={target}: cannot be imported ({'.'.join(parts[:i])} has no {attr!r})"
+                ) from None
+            obj = getattr(obj, attr)
+        return obj
+    raise ConfigError(f"{where}._target_={target}: cannot be imported (no module {parts[0]!r})")
+
+
+def _unknown_key(node: DictConfig, key: str, where: str, allowed: Iterable[str], what: str) -> None:
+    allowed = list(allowed)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    given = f"{_path(where, key)}={fmt(_raw(node, key))}"
+    if close:
+        raise ConfigError(f"{given}: unknown key; did you mean {_path(where, close[0])}?")
+    if what == "the top level":
+        what = f"the top level takes: {', '.join(allowed)}"
+    raise ConfigError(f"{given}: unknown key; {what}")
+
+
+def _check_values(cfg: DictConfig) -> None:
+    """Values no constructor sees before training starts (torch checks a learning rate only when
+    ``configure_optimizers`` builds the optimizer, inside ``fit``)."""
+    for key in ("model.optimizer_g.lr", "model.optimizer_d.lr"):
+        value = _select(cfg, key)
+        if value is not _ABSENT and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                         and 0 < value < float("inf")):
+            raise ConfigError(f"{key}={fmt(value)}: must be a positive number")
+
+
+def _check_loss_requirements(cfg: DictConfig) -> None:
+    """What the loss config declares under ``requires``, checked against ``cfg.model``."""
+    loss, model = cfg.get("loss"), cfg.get("model")
+    if not isinstance(loss, DictConfig) or not isinstance(model, DictConfig):
+        return
+    name = loss.get("name") or "this loss"
+    requires = loss.get("requires")
+    if requires is None:
+        requires = {}
+    elif isinstance(requires, ListConfig):
+        requires = {str(k): _ABSENT for k in requires}  # only "must be set"
+    elif isinstance(requires, DictConfig):
+        requires = {str(k): requires[k] for k in requires.keys()}
+    else:
+        raise ConfigError(
+            f"loss.requires={fmt(requires)}: must be a mapping of model settings to the values "
+            "needed, e.g. {schedule: alternating}, or a list of model settings that must be set"
+        )
+    # A D regulariser (gradient penalty) is applied by the alternating D phase only.
+    if loss.get("penalty") is not None and "schedule" not in requires:
+        requires["schedule"] = "alternating"
+
+    for key, wanted in requires.items():
+        have = _select(model, key)
+        if wanted is _ABSENT:
+            if have is _ABSENT or have is None:
+                raise ConfigError(f"model.{key}={fmt(None if have is _ABSENT else have)}: loss={name} needs model.{key} to be set")
+            continue
+        accepted = list(wanted) if isinstance(wanted, (ListConfig, list, tuple)) else [wanted]
+        if have is _ABSENT or have not in accepted:
+            needed = f"={fmt(accepted[0])}" if len(accepted) == 1 else f" to be one of {', '.join(fmt(a) for a in accepted)}"
+            given = f"model.{key} is not set" if have is _ABSENT else f"model.{key}={fmt(have)}"
+            raise ConfigError(f"{given}: loss={name} needs model.{key}{needed}")
+
+
+# ---------------------------------------------------------------------------------- value checks
+# Used by the constructors (data module, GAN, noise prior, callbacks): each check lives where the
+# value is used, and names the config key it came from.
+def _select(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_ABSENT)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(key: str, value: Any, nullable: bool = False) -> int | None:
+    """``value`` as an int if it is a positive integer (or None, if ``nullable``); else ConfigError."""
+    if nullable and value is None:
+        return None
+    if not (is_int(value) and value > 0):
+        raise ConfigError(f"{key}={fmt(value)}: must be a positive integer" + (" or null" if nullable else ""))
+    return int(value)
+
+
+def one_of(key: str, value: Any, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices``; else ConfigError listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{key}={fmt(value)}: must be one of {', '.join(str(c) for c in choices)}")
+    return value
+
+
+def _path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _raw(node: DictConfig, key: Any) -> Any:
+    """``node[key]``, or its unresolved form when an interpolation cannot be resolved here."""
+    try:
+        return node[key]
+    except Exception:
+        return OmegaConf.to_container(node, resolve=False).get(key)
+
+
+def fmt(value: Any) -> str:
+    """A value as one would write it on the command line."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        try:
+            value = OmegaConf.to_container(value, resolve=True)
+        except Exception:
+            value = OmegaConf.to_container(value, resolve=False)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    if isinstance(value, str):
+        return repr(value) if value == "" or value.strip() != value else value
+    return str(value)
+
+

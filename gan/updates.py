@@ -1,0 +1,89 @@
+"""One update of one network under manual optimization: backward, clipping, the non-finite policy,
+the optimizer step, its LR schedule and WGAN weight clipping. A mixin of :class:`gan.module.GAN`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gan.config import ConfigError, fmt
+from gan.errors import NonFiniteError
+
+log = logging.getLogger(__name__)
+
+CLIP_ALGORITHMS = ("value", "norm")
+
+
+class NetworkUpdates:
+    """Needs of the host module: ``on_nonfinite``, ``skipped_updates``, ``loss``, ``iteration``, the
+    scheduler factories and Lightning's ``manual_backward``, ``clip_gradients``, ``lr_schedulers``."""
+
+    def _update(self, optimizer, loss: Tensor, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
+        """One update of ``network``: backward, clip, step (and its LR schedule), unless non-finite."""
+        optimizer.zero_grad(set_to_none=True)
+        if not self._finite(loss, phase, "loss"):
+            return
+        self.manual_backward(loss)
+        self._step(optimizer, network, clip, phase)
+
+    def _step(self, optimizer, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
+        if clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=clip["val"], gradient_clip_algorithm=clip["algorithm"])
+        if self.on_nonfinite == "skip" and not self._finite(_grad_norm(network), phase, "gradient"):
+            optimizer.zero_grad(set_to_none=True)
+            return
+        optimizer.step()
+        scheduler = self._scheduler_of(phase)
+        if scheduler is not None:
+            scheduler.step()
+        if phase == "D" and self.loss.weight_clip is not None:
+            with torch.no_grad():
+                for p in network.parameters():
+                    p.clamp_(-self.loss.weight_clip, self.loss.weight_clip)
+
+    def _scheduler_of(self, phase: str):
+        """The LR scheduler of the network updated in ``phase`` ('G' or 'D'), or None."""
+        if self._schedulers is None:
+            found = self.lr_schedulers() if (self.scheduler_g_factory or self.scheduler_d_factory) else None
+            found = [] if found is None else (found if isinstance(found, list) else [found])
+            owners = [n for n, f in (("G", self.scheduler_g_factory), ("D", self.scheduler_d_factory)) if f is not None]
+            self._schedulers = dict(zip(owners, found))
+        return self._schedulers.get(phase)
+
+    def _finite(self, value: Tensor, phase: str, what: str) -> bool:
+        """True if ``value`` is finite; else stop training (default) or count a skipped update."""
+        if bool(torch.isfinite(value).all()):
+            return True
+        if self.on_nonfinite == "skip":
+            self.skipped_updates += 1
+            log.warning("non-finite %s %s at GAN iteration %d: update skipped (%d so far)",
+                        phase, what, self.iteration + 1, self.skipped_updates)
+            return False
+        raise NonFiniteError(
+            f"non-finite {phase} {what} at GAN iteration {self.iteration + 1} ({phase} phase): training "
+            "stopped and the last good checkpoint kept. Try a lower learning rate, gradient clipping "
+            f"(model.clip_{phase.lower()}={{val: 1.0, algorithm: norm}}), or on_nonfinite=skip"
+        )
+
+
+def _grad_norm(network: nn.Module) -> Tensor:
+    grads = [p.grad for p in network.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def check_clip(clip: Mapping[str, Any] | None, name: str) -> dict | None:
+    if clip is None:
+        return None
+    clip = dict(clip)
+    if set(clip) != {"val", "algorithm"} or clip["algorithm"] not in CLIP_ALGORITHMS or not clip["val"] > 0:
+        raise ConfigError(
+            f"model.{name}={fmt(clip)} is not a clipping setting: use null or "
+            f"{{val: <positive number>, algorithm: {' | '.join(CLIP_ALGORITHMS)}}}"
+        )
+    return clip
