@@ -190,8 +190,9 @@ def _check_loss_requirements(cfg: DictConfig) -> None:
             f"loss.requires={fmt(requires)}: must be a mapping of model settings to the values "
             "needed, e.g. {schedule: alternating}, or a list of model settings that must be set"
         )
-    # A D regulariser (gradient penalty) is applied by the alternating D phase only.
-    if loss.get("penalty") is not None and "schedule" not in requires:
+    # D's regularisers (a gradient penalty, R1/R2) are applied by the alternating D phase only.
+    penalised = loss.get("penalty") is not None or any(_positive(loss.get(k)) for k in ("r1_gamma", "r2_gamma"))
+    if penalised and "schedule" not in requires:
         requires["schedule"] = "alternating"
 
     for key, wanted in requires.items():
@@ -205,6 +206,10 @@ def _check_loss_requirements(cfg: DictConfig) -> None:
             needed = f"={fmt(accepted[0])}" if len(accepted) == 1 else f" to be one of {', '.join(fmt(a) for a in accepted)}"
             given = f"model.{key} is not set" if have is _ABSENT else f"model.{key}={fmt(have)}"
             raise ConfigError(f"{given}: loss={name} needs model.{key}{needed}")
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 # ---------------------------------------------------------------------------------- value checks

@@ -37,9 +37,9 @@ log = logging.getLogger("gan.evaluate")
 USAGE = (
     "usage: python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]\n"
     "       python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]\n"
-    "  options: recipe=full|quick  data_root=PATH  device=cpu"
+    "  options: recipe=full|quick  data_root=PATH  device=cpu  ema=true|false (a checkpoint's EMA G or raw G)"
 )
-KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device"}
+KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device", "ema"}
 
 
 class SamplesError(ValueError):
@@ -94,7 +94,10 @@ def run(args) -> dict:
             samples = samples[:n]
         source = f"samples {args.samples}"
     else:
-        generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"))
+        ema = args.get("ema", True)
+        if not isinstance(ema, bool):
+            raise SamplesError(f"ema={ema}: must be true or false")
+        generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"), ema=ema)
         n = 10000 if n is None else n
         if n < 1:
             raise SamplesError(f"n={n} must be a positive number of samples")

@@ -44,12 +44,18 @@ def sample_images(generator: nn.Module, noise: NoisePrior, n: int, seed: int = 0
     return torch.cat(chunks)
 
 
-def load_generator(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, NoisePrior]:
-    """The trained generator (in eval mode) of a checkpoint and the noise prior it was trained on."""
+EMA_PREFIX = "generator_ema.average."
+RAW_PREFIX = "generator."
+
+
+def load_generator(ckpt_path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> tuple[nn.Module, NoisePrior]:
+    """The trained generator (in eval mode) of a checkpoint and the noise prior it was trained on:
+    the EMA generator when the checkpoint has one and ``ema`` is true, else the raw G."""
     ckpt = load_checkpoint(ckpt_path)
     cfg = checkpoint_config(ckpt, ckpt_path)
     generator: nn.Module = instantiate(cfg.model.generator)
-    prefix = "generator."
+    has_ema = any(k.startswith(EMA_PREFIX) for k in ckpt["state_dict"])
+    prefix = EMA_PREFIX if ema and has_ema else RAW_PREFIX
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     try:
         generator.load_state_dict(state)

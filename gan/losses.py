@@ -1,7 +1,7 @@
 """Adversarial losses as pure functions of the discriminator's logits.
 
 Each loss is a pair: ``d_*(real_logits, fake_logits) -> scalar`` for the discriminator and
-``g_*(fake_logits) -> scalar`` for the generator. ``AdversarialLoss`` holds a pair chosen by the
+``g_*(fake_logits) -> scalar`` for the generator (a relativistic G loss also takes ``real_logits``). ``AdversarialLoss`` holds a pair chosen by the
 ``loss`` config group. Every function works on raw logits (never on probabilities), so it stays
 finite for a confident discriminator and is safe under mixed precision.
 """
@@ -9,12 +9,15 @@ finite for a confident discriminator and is safe under mixed precision.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from gan.config import ConfigError, fmt, positive_int
 
 
 def d_nonsaturating(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
@@ -72,6 +75,26 @@ def g_hinge(fake_scores: Tensor) -> Tensor:
     return -fake_scores.mean()
 
 
+def d_relativistic(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Relativistic pairing GAN (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024), D side:
+    E[softplus(-(D(x) - D(G(z))))], each real image paired with one generated image."""
+    return F.softplus(fake_logits - real_logits).mean()
+
+
+def g_relativistic(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+    """Relativistic pairing GAN, G side: E[softplus(-(D(G(z)) - D(x)))] (D's scores of real images
+    are constants here: G's gradient flows through ``fake_logits`` only)."""
+    return F.softplus(real_logits.detach() - fake_logits).mean()
+
+
+def squared_gradient_norm(logits: Tensor, inputs: Tensor) -> Tensor:
+    """E_x ||grad_x D(x)||^2 for ``logits = D(inputs)`` (``inputs`` must require grad): the R1 penalty
+    at real images, R2 at generated ones (Mescheder et al. 2018; Roth et al. 2017). Builds a graph
+    for the double backward, so D's update sees the penalty's gradient."""
+    (grad,) = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
 def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, weight: float = 10.0) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): weight * E[(||grad_x D(x_hat)||_2 - 1)^2] on random
     interpolates x_hat between real and generated images. Builds a graph for double backprop."""
@@ -107,8 +130,12 @@ class AdversarialLoss:
         penalty: optional ``(discriminator, real, fake) -> scalar`` added to D's loss (e.g.
             :func:`gradient_penalty`).
         weight_clip: if set, D's parameters are clamped to [-c, c] after each D update (WGAN).
-        requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``; the
-            module checks them against its own.
+        r1_gamma, r2_gamma: zero-centred gradient penalties on D, ``gamma / 2 * E||grad D||^2`` at
+            real (R1) and at generated (R2) images; 0 switches one off.
+        penalty_every: apply R1/R2 only every this many D updates, scaled by it (lazy
+            regularisation, Karras et al. 2020); 1 applies them at every D update.
+        requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``; checked
+            against the model config by :mod:`gan.config`.
 
     A plain class rather than a dataclass on purpose: Hydra would turn a dataclass instance
     passed to ``instantiate`` into a config node.
@@ -121,22 +148,46 @@ class AdversarialLoss:
         generator: Callable[[Tensor], Tensor],
         penalty: Callable[..., Tensor] | None = None,
         weight_clip: float | None = None,
+        r1_gamma: float = 0.0,
+        r2_gamma: float = 0.0,
+        penalty_every: int = 1,
         requires: Mapping[str, Any] | None = None,
     ) -> None:
         if weight_clip is not None and not weight_clip > 0:
-            raise ValueError(f"loss.weight_clip={weight_clip}: must be a positive number or null")
+            raise ConfigError(f"loss.weight_clip={weight_clip}: must be a positive number or null")
+        for key, gamma in (("loss.r1_gamma", r1_gamma), ("loss.r2_gamma", r2_gamma)):
+            if not (isinstance(gamma, (int, float)) and gamma >= 0):
+                raise ConfigError(f"{key}={fmt(gamma)}: must be a number >= 0 (0 switches it off)")
+        self.penalty_every = positive_int("loss.penalty_every", penalty_every)
+        self.r1_gamma, self.r2_gamma = float(r1_gamma), float(r2_gamma)
         self.name = name
         self.discriminator = plain_callable(discriminator)
         self.generator = plain_callable(generator)
         self.penalty = None if penalty is None else plain_callable(penalty)
         self.weight_clip = weight_clip
         self.requires = dict(requires or {})
+        # a relativistic G loss compares with D's scores of real images: the G phase computes them
+        self.g_needs_real = "real_logits" in inspect.signature(self.generator).parameters
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return self.discriminator(real_logits, fake_logits)
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
-        return self.generator(fake_logits)
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        return self.generator(fake_logits, real_logits) if self.g_needs_real else self.generator(fake_logits)
+
+    def penalises_gradients(self, d_update: int) -> bool:
+        """Whether D's update number ``d_update`` (counting from 0) carries the R1/R2 penalty."""
+        return (self.r1_gamma > 0 or self.r2_gamma > 0) and d_update % self.penalty_every == 0
+
+    def gradient_penalties(self, real_logits: Tensor, fake_logits: Tensor, real: Tensor, fake: Tensor) -> Tensor:
+        """``penalty_every * (r1_gamma / 2 * R1 + r2_gamma / 2 * R2)``, from the logits of the D pass
+        over ``real`` and ``fake`` (both made to require grad before that pass)."""
+        total = real_logits.new_zeros((), dtype=torch.float32)
+        if self.r1_gamma > 0:
+            total = total + self.r1_gamma / 2 * squared_gradient_norm(real_logits, real)
+        if self.r2_gamma > 0:
+            total = total + self.r2_gamma / 2 * squared_gradient_norm(fake_logits, fake)
+        return self.penalty_every * total
 
     def __repr__(self) -> str:
         return f"AdversarialLoss({self.name!r})"

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from gan import rng
 from gan.bookkeeping import Bookkeeping, iteration_scalars
 from gan.config import ConfigError, one_of, positive_int
+from gan.ema import GeneratorEMA
 from gan.images import output_range
 from gan.losses import AdversarialLoss
 from gan.noise import NoisePrior
@@ -41,7 +42,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
         discriminator: maps images to ``(n, 1)`` logits.
         noise: the prior the generator's input is drawn from.
         optimizer_g, optimizer_d: partials taking the network's parameters.
-        loss: the adversarial loss pair (and D's penalty or weight clipping).
+        loss: the adversarial loss pair (and D's penalties or weight clipping).
+        ema: None, or a partial of :class:`gan.ema.GeneratorEMA` taking the generator: an averaged
+            copy of G, updated after every G phase, that grids, evaluation and sampling draw from.
         d_steps, g_steps: updates of D and of G per batch (alternating schedule).
         schedule: ``alternating`` (D then G, each on its own forward pass) or ``simultaneous``
             (both step from the gradients of one forward pass).
@@ -70,6 +73,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         optimizer_g: Callable[..., torch.optim.Optimizer],
         optimizer_d: Callable[..., torch.optim.Optimizer],
         loss: AdversarialLoss,
+        ema: Callable[[nn.Module], GeneratorEMA] | None = None,
         d_steps: int = 1,
         g_steps: int = 1,
         schedule: str = "alternating",
@@ -100,6 +104,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         if joint_d_pass:
             _check_scores_each_image_alone(discriminator)
         self.generator = generator
+        self.generator_ema = ema(generator) if ema is not None else None
         self.discriminator = discriminator
         self.noise = noise
         self.loss = loss
@@ -137,6 +142,11 @@ class GAN(NetworkUpdates, pl.LightningModule):
     def history(self):
         return self.bookkeeping.history
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """What grids, evaluation and sampling draw from: the EMA generator if there is one, else G."""
+        return self.generator_ema.average if self.generator_ema is not None else self.generator
+
     # ------------------------------------------------------------------ the algorithm
     def forward(self, z: Tensor) -> Tensor:
         return self.generator(z)
@@ -154,14 +164,18 @@ class GAN(NetworkUpdates, pl.LightningModule):
         n = real.shape[0]
 
         # ---- Train Discriminator: real images towards "real", G's samples towards "fake" ----
-        for _ in range(self.d_steps):
+        for step in range(self.d_steps):
             if self.reuse_fake:
                 fake = self.generator(self.sample_noise(n))  # keeps its graph for the G phase
             else:
                 with torch.no_grad():
                     fake = self.generator(self.sample_noise(n))
-            real_logits, fake_logits = self._discriminate(real, fake.detach())
+            penalise = self.loss.penalises_gradients(self.iteration * self.d_steps + step)
+            d_real, d_fake = _inputs_for_d(real, fake, penalise)
+            real_logits, fake_logits = self._discriminate(d_real, d_fake)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
+            if penalise:  # R1 at real, R2 at generated images, from this same pass
+                d_loss = d_loss + self.loss.gradient_penalties(real_logits, fake_logits, d_real, d_fake)
             if self.loss.penalty is not None:
                 d_loss = d_loss + self.loss.penalty(self.discriminator, real, fake)
             self._update(opt_d, d_loss, self.discriminator, self.clip_d, "D")
@@ -171,8 +185,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
             for step in range(self.g_steps):
                 if not (self.reuse_fake and step == 0):
                     fake = self.generator(self.sample_noise(n))
-                g_loss = self.loss.g_loss(self.discriminator(fake))
+                g_loss = self.loss.g_loss(self.discriminator(fake), self._real_scores(real) if self.loss.g_needs_real else None)
                 self._update(opt_g, g_loss, self.generator, self.clip_g, "G")
+        self._update_ema(n)
 
         self._end_iteration(iteration_scalars(d_loss, g_loss, real_logits, fake_logits))
 
@@ -182,7 +197,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         fake = self.generator(self.sample_noise(real.shape[0]))
         real_logits, fake_logits = self._discriminate(real, fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        g_loss = self.loss.g_loss(fake_logits)
+        g_loss = self.loss.g_loss(fake_logits, real_logits)
         opt_d.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
         if self._finite(torch.stack([d_loss, g_loss]), "D+G", "loss"):
@@ -190,6 +205,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
             self.manual_backward(g_loss, inputs=list(self.generator.parameters()))
             self._step(opt_d, self.discriminator, self.clip_d, "D")
             self._step(opt_g, self.generator, self.clip_g, "G")
+        self._update_ema(real.shape[0])
         return iteration_scalars(d_loss, g_loss, real_logits, fake_logits)
 
     def _discriminate(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
@@ -199,6 +215,16 @@ class GAN(NetworkUpdates, pl.LightningModule):
             real_logits, fake_logits = self.discriminator(torch.cat([real, fake])).split([len(real), len(fake)])
             return real_logits, fake_logits
         return self.discriminator(real), self.discriminator(fake)
+
+    @torch.no_grad()
+    def _real_scores(self, real: Tensor) -> Tensor:
+        """D's logits for the real batch, as constants of a relativistic G loss."""
+        return self.discriminator(real)
+
+    def _update_ema(self, batch_size: int) -> None:
+        if self.generator_ema is not None:
+            images = batch_size * self.trainer.world_size  # every process's batch
+            self.generator_ema.update(self.generator, images, (self.iteration + 1) * images)
 
     def _end_iteration(self, stats: Tensor) -> None:
         extra = {"skipped_updates": float(self.skipped_updates)} if self.on_nonfinite == "skip" else None
@@ -213,8 +239,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
 
     def configure_model(self) -> None:
         if self.channels_last:
-            self.generator.to(memory_format=torch.channels_last)
-            self.discriminator.to(memory_format=torch.channels_last)
+            for net in (self.generator, self.discriminator, self.generator_ema):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
         if self.compile_nets and not getattr(self, "_compiled", False):
             self.generator.compile()
             self.discriminator.compile()
@@ -260,6 +287,14 @@ class GAN(NetworkUpdates, pl.LightningModule):
         self._resumed_epoch_batches = int(state.get("epoch_batches", 0))
         self.skipped_updates = int(state.get("skipped_updates", 0))
         self._pending_rng = state.get("rng")
+
+
+def _inputs_for_d(real: Tensor, fake: Tensor, penalise: bool) -> tuple[Tensor, Tensor]:
+    """The D phase's inputs: ``fake`` cut from G's graph; both made leaves that require grad when
+    this update carries R1/R2 (their gradients with respect to the images are penalised)."""
+    if penalise:
+        return real.detach().requires_grad_(True), fake.detach().requires_grad_(True)
+    return real, fake.detach()
 
 
 def _check_scores_each_image_alone(discriminator: nn.Module) -> None:

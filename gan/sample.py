@@ -10,8 +10,9 @@ Modes:
   (:mod:`gan.metrics.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
   ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells.
 
-The generator is rebuilt from the run's saved config and loaded from the checkpoint; it draws in
-eval mode under ``no_grad``, and the same ``seed`` gives the same images.
+The generator is rebuilt from the run's saved config and loaded from the checkpoint: its moving
+average (``model.ema``) when the run kept one, the raw G with ``ema=false``. It draws in eval mode
+under ``no_grad``, and the same ``seed`` gives the same images.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from gan.noise import NoisePrior
 OUTPUT_KINDS = (".png", ".pt")
 MODES = ("grid", "interpolate", "by_class")
 USAGE = (
-    "usage: python -m gan.sample ckpt=PATH [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0]\n"
+    "usage: python -m gan.sample ckpt=PATH [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0] [ema=true]\n"
     "  grid: [n=64] [nrow=8]   interpolate: [pairs=4] [steps=10]   by_class: [per_class=8] [max_samples=10000] [recipe=full]"
 )
 
@@ -99,6 +100,13 @@ def images_by_class(
     return torch.stack(grid), counts
 
 
+def _flag(args, key: str, default: bool = True) -> bool:
+    value = args.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}={value}: must be true or false")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
     ckpt, out, mode = args.get("ckpt"), args.get("out", "samples.png"), str(args.get("mode", "grid"))
@@ -125,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = int(args.get("seed", 0))
     extra = None
     try:
-        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"))
+        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"), ema=_flag(args, "ema"))
         if mode == "grid":
             images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), int(args.get("nrow", 8))
             note = f"{sizes['n']} samples"

@@ -24,6 +24,7 @@ from gan.checkpoints import (
 )
 from gan.config import validate
 from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
+from gan.precision import choose_precision
 from gan.runs import write_run_files
 
 log = logging.getLogger("gan.train")
@@ -61,6 +62,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
+    precision, why = choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")))
+    with open_dict(cfg):
+        cfg.trainer.precision = precision  # the run's config records what ran
     purge = {"purge_step": resumed_at + 1} if resumed_at is not None else {}
     run = build_run(cfg, **purge)
     model = run.model
@@ -75,6 +79,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
     log.info("run folder: %s", run_dir.resolve())
     if trainer.is_global_zero:
         log.info(batch_size_line(int(cfg.data.batch_size), trainer.world_size, trainer.num_nodes))
+        log.info("precision: %s (%s)", precision, why)
 
     with warnings.catch_warnings():
         # Mid-epoch resume is handled by the data module's sampler (it skips consumed batches).
@@ -82,6 +87,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # Lightning's log_every_n_steps is for self.log, which the template does not use.
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        # the EMA generator is only sampled from, so it stays in eval mode on purpose
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
         trainer.fit(model, datamodule=run.datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
     # callback_metrics also come back from spawned DDP workers (STOPPED_BY_SIGNAL among them)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -128,3 +128,52 @@ def test_gradient_penalty_gives_the_critic_gradients():
 def test_weight_clip_must_be_positive():
     with pytest.raises(ValueError, match="weight_clip=0"):
         AdversarialLoss("w", d_wasserstein, g_wasserstein, weight_clip=0)
+
+
+# ---------------------------------------------------------------- relativistic pairing, R1 and R2
+
+from gan.losses import d_relativistic, g_relativistic, squared_gradient_norm  # noqa: E402
+
+
+def test_relativistic_pairing_losses_against_hand_values():
+    sp = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    # D: mean softplus(-(r - f)); G: mean softplus(-(f - r)), pair by pair
+    d = sum(sp(-(r - f)) for r, f in ((2.0, 0.5), (-1.0, -3.0), (0.5, 1.5))) / 3
+    g = sum(sp(-(f - r)) for r, f in ((2.0, 0.5), (-1.0, -3.0), (0.5, 1.5))) / 3
+    assert d_relativistic(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert g_relativistic(FAKE, REAL).item() == pytest.approx(g, rel=1e-6)
+    # an undecided D: log 2 for both
+    zeros = torch.zeros(4, 1)
+    assert d_relativistic(zeros, zeros).item() == pytest.approx(math.log(2))
+
+
+def test_relativistic_generator_loss_sends_no_gradient_to_the_real_scores():
+    real = REAL.clone().requires_grad_(True)
+    fake = FAKE.clone().requires_grad_(True)
+    g_relativistic(fake, real).backward()
+    assert real.grad is None and fake.grad is not None
+
+
+def test_r1_and_r2_equal_the_squared_weight_norm_of_a_linear_d():
+    # D(x) = <w, x> + b: grad_x D = w for every image, so E||grad||^2 = ||w||^2
+    d = torch.nn.Linear(4, 1)
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([[1.0, -2.0, 0.5, 3.0]]))
+    x = torch.randn(5, 4, requires_grad=True)
+    assert squared_gradient_norm(d(x), x).item() == pytest.approx(1 + 4 + 0.25 + 9)
+    loss = AdversarialLoss("rp", d_relativistic, g_relativistic, r1_gamma=2.0, r2_gamma=1.0, penalty_every=4)
+    y = torch.randn(5, 4, requires_grad=True)
+    penalty = loss.gradient_penalties(d(x), d(y), x, y)
+    assert penalty.item() == pytest.approx(4 * (2.0 / 2 + 1.0 / 2) * 14.25)  # scaled by penalty_every
+    # its gradient reaches D's weights: d/dw of c * ||w||^2 is 2 c w
+    (grad,) = torch.autograd.grad(penalty, d.weight)
+    assert torch.allclose(grad, 2 * 4 * 1.5 * d.weight.detach())
+
+
+def test_lazy_regularisation_applies_the_penalty_every_kth_d_update():
+    loss = AdversarialLoss("rp", d_relativistic, g_relativistic, r1_gamma=1.0, penalty_every=4)
+    assert [loss.penalises_gradients(i) for i in range(6)] == [True, False, False, False, True, False]
+    assert not AdversarialLoss("ns", d_nonsaturating, g_nonsaturating).penalises_gradients(0)
+    assert loss.g_needs_real and not AdversarialLoss("ns", d_nonsaturating, g_nonsaturating).g_needs_real
+    with pytest.raises(ValueError, match="loss.r1_gamma=-1"):
+        AdversarialLoss("rp", d_relativistic, g_relativistic, r1_gamma=-1)

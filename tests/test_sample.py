@@ -113,3 +113,24 @@ def test_by_class_mode_writes_a_row_per_digit(checkpoint, cache, tmp_path, capsy
 def test_unknown_mode_is_a_usage_error(checkpoint, tmp_path, capsys):
     assert main([f"ckpt={checkpoint}", "mode=movie", f"out={tmp_path / 'x.png'}"]) == 2
     assert "mode=movie is unknown" in capsys.readouterr().err
+
+
+EMA = "model.ema={_target_: gan.ema.GeneratorEMA, _partial_: true, half_life_images: 50, rampup: null}"
+
+
+def test_ema_false_draws_from_the_raw_generator(tmp_path):
+    cfg = compose_config([*QUICK, EMA], tmp_path)
+    train(cfg)
+    ckpt = tmp_path / "outputs" / "run" / "checkpoints" / "last.ckpt"
+    average, noise = load_generator(ckpt)
+    raw, _ = load_generator(ckpt, ema=False)
+    a, b = sample_images(average, noise, 8, seed=1), sample_images(raw, noise, 8, seed=1)
+    assert not torch.equal(a, b)  # the EMA generator is what the default draws from
+    outs = []
+    for flag in ("true", "false"):
+        out = tmp_path / f"ema-{flag}.pt"
+        done = run_cli(f"ckpt={ckpt}", "n=8", "seed=1", f"ema={flag}", f"out={out}")
+        assert done.returncode == 0, done.stderr
+        outs.append(torch.load(out))
+    assert torch.equal(outs[0], a) and torch.equal(outs[1], b)
+    assert "ema=maybe: must be true or false" in run_cli(f"ckpt={ckpt}", "ema=maybe").stderr

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -100,6 +101,39 @@ def test_interrupted_and_resumed_run_matches_a_straight_run(make_cfg, extra, sto
     assert b["gan"]["iteration"] == total
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key  # bit-exact on the CPU
+
+
+class StopAt(pl.Callback):
+    """Stops training at GAN iteration ``at``, as a signal would (the budget stays the same)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration == self.at:
+            trainer.should_stop = True
+
+
+def test_resume_is_exact_with_ema_budget_schedules_and_lazy_penalties(make_cfg):
+    """The default recipe's parts (EMA, cosine decay over the budget, rpgan with R1/R2 every 2nd
+    D update), stopped at iteration 5 of 9 and resumed, end bit-identical to a straight run."""
+    common = ["model=small_dcgan", "loss=rpgan", "loss.penalty_every=2", "trainer.precision=32-true",
+              "data.batch_size=16", "iterations=9", "checkpoint_every=100", "callbacks.evaluation=null",
+              "model.ema.half_life_images=100"]
+    straight = make_cfg(*common, run="straight")
+    train(straight)
+    first = make_cfg(*common, run="interrupted")
+    train(first, callbacks=[StopAt(5)])
+    ckpt = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(ckpt)["gan"]["iteration"] == 5
+    train(make_cfg(*common, f"ckpt_path={ckpt}", run="unused"))
+    a = load_checkpoint(Path(straight.paths.output_dir) / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(ckpt)
+    assert b["gan"]["iteration"] == 9
+    assert any(k.startswith("generator_ema.") for k in a["state_dict"])
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert a["lr_schedulers"] == b["lr_schedulers"]
 
 
 def test_a_new_run_never_writes_into_an_existing_run(short_run, make_cfg):

@@ -133,9 +133,11 @@ class Evaluation(Callback):
         self.last_evaluated = state_dict.get("last_evaluated")
 
     # ------------------------------------------------------------------ the work
-    def samples(self, pl_module: pl.LightningModule) -> Tensor:
-        """``n_samples`` images in [0, 1] from the same noise every time (G in eval mode, no_grad)."""
-        return sample_images(pl_module.generator, pl_module.noise, self.n_samples, self.seed, self.batch_size)
+    def samples(self, pl_module: pl.LightningModule, generator: torch.nn.Module | None = None) -> Tensor:
+        """``n_samples`` images in [0, 1] from the same noise every time (G in eval mode, no_grad),
+        drawn from ``generator`` (default: the EMA generator when there is one, else G)."""
+        generator = pl_module.sampling_generator if generator is None else generator
+        return sample_images(generator, pl_module.noise, self.n_samples, self.seed, self.batch_size)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
         if not self.enabled:
@@ -144,6 +146,8 @@ class Evaluation(Callback):
         result = None
         if trainer.is_global_zero:
             metrics = self.evaluator.metrics(self.samples(pl_module))
+            if pl_module.generator_ema is not None:  # the raw G beside its average
+                metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator))
             result = (metrics, self.evaluator.floor(self.n_samples))
         metrics, floor = trainer.strategy.broadcast(result, src=0)
         self.last_evaluated = it

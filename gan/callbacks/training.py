@@ -66,7 +66,7 @@ class SampleGrids(Callback):
         self.last_drawn = pl_module.iteration
         if not trainer.is_global_zero:
             return
-        fake = unit_images(pl_module.generator, pl_module.fixed_noise)
+        fake = unit_images(pl_module.sampling_generator, pl_module.fixed_noise)
         real01 = to_unit_range(self._last_real, pl_module.value_range).cpu()
         grids = {
             "fixed_noise": make_grid(fake, nrow=self.nrow, padding=2, pad_value=1.0),

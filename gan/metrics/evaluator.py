@@ -204,6 +204,13 @@ class Evaluator:
         return self._train_images
 
     # ------------------------------------------------------------------ scoring
+    def fid(self, samples: Tensor) -> float:
+        """FID alone of ``samples`` (images in [0, 1]) against the test split: the cheap figure."""
+        fid = make_fid(self.classifier)
+        fid.load_state_dict(dict(self.reference["fid_real"]), strict=False)
+        feed(fid, as_unit_images(samples), real=False)
+        return float(fid.compute())
+
     def metrics(self, samples: Tensor, train_index: Tensor | None = None) -> dict[str, float]:
         """Every metric of ``samples`` (images in [0, 1]). ``train_index``: the samples are these
         training images (the floor), so each one's own copy is left out of the memorisation check."""
@@ -214,16 +221,13 @@ class Evaluator:
         ref = self.reference
         feats, probs = predict(self.classifier, samples)
         hist = class_histogram(probs)
+        fid_value = self.fid(samples)
         with torch.random.fork_rng(devices=[]):  # KID draws subsets: reproducible, and the caller's RNG is untouched
             torch.manual_seed(0)
-            fid = make_fid(self.classifier)
-            fid.load_state_dict(dict(ref["fid_real"]), strict=False)
-            feed(fid, samples, real=False)
             n_real = len(ref["test_features"])
             kid = make_kid(self.classifier, subset_size=min(KID_SUBSET, n, n_real))
             kid.load_state_dict({k: list(v) for k, v in ref["kid_real"].items()}, strict=False)
             feed(kid, samples, real=False)
-            fid_value = float(fid.compute())
             kid_mean, _ = kid.compute()
         precision, recall = precision_recall(ref["test_features"], feats, self.k, ref["test_radii"])
         nn_samples = nearest_distances(feats, ref["train_features"], exclude=train_index)

@@ -6,6 +6,7 @@ networks they are (InfoGAN), since "DCGAN" names a family, not these layer sizes
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from gan.images import output_layer
@@ -16,6 +17,7 @@ class InfoGANGenerator(nn.Module):
     """FC -> BN -> FC to (base*2)x7x7 -> BN -> ConvT to base x14x14 -> BN -> ConvT to 1x28x28.
 
     Each hidden layer is followed by ReLU then BatchNorm, as the assignment orders them.
+    ``hidden=0`` leaves out the first FC layer (noise straight to the 7x7 projection).
     """
 
     def __init__(
@@ -28,11 +30,10 @@ class InfoGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.start_channels = base_channels * 2
+        first = [nn.Linear(noise_dim, hidden), nn.ReLU(), nn.BatchNorm1d(hidden)] if hidden else []
         self.project = nn.Sequential(
-            nn.Linear(noise_dim, hidden),
-            nn.ReLU(),
-            nn.BatchNorm1d(hidden),
-            nn.Linear(hidden, self.start_channels * 7 * 7),
+            *first,
+            nn.Linear(hidden or noise_dim, self.start_channels * 7 * 7),
             nn.ReLU(),
             nn.BatchNorm1d(self.start_channels * 7 * 7),
         )
@@ -49,6 +50,8 @@ class InfoGANGenerator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.project(z).view(z.shape[0], self.start_channels, 7, 7)
+        if self.upsample[0].weight.is_contiguous(memory_format=torch.channels_last):
+            h = h.contiguous(memory_format=torch.channels_last)  # as the convolutions' weights (model.channels_last)
         return self.upsample(h)
 
 
