@@ -13,7 +13,10 @@ from typing import Any, NamedTuple
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
+from pytorch_lightning.utilities import rank_zero_info
+
+from gan.precision import choose_precision
 
 
 def instantiate(conf: Any, **kwargs: Any) -> Any:
@@ -48,6 +51,16 @@ def build_run(cfg: DictConfig, **logger_overrides: Any) -> Run:
     """Every part of a run (after :func:`gan.config.validate` checked the keys); a bad value raises
     one :class:`~gan.errors.ConfigError` line from its constructor, before anything is written."""
     return Run(instantiate(cfg.data), build_gan(cfg), build_callbacks(cfg), build_loggers(cfg, **logger_overrides))
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback], loggers: list) -> pl.Trainer:
+    """Lightning's Trainer of ``cfg.trainer``; ``precision: auto`` becomes the hardware's choice
+    (:func:`gan.precision.choose_precision`), said once in the log and recorded in ``cfg``."""
+    precision, why = choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")))
+    with open_dict(cfg):
+        cfg.trainer.precision = precision  # the run's config records what ran
+    rank_zero_info(f"precision: {precision} ({why})")
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:

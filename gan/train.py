@@ -13,7 +13,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.build import build_run, instantiate
+from gan.build import build_run, build_trainer
 from gan.callbacks.training import STOPPED_BY_SIGNAL
 from gan.checkpoints import (
     checkpoint_dir,
@@ -24,7 +24,6 @@ from gan.checkpoints import (
 )
 from gan.config import validate
 from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
-from gan.precision import choose_precision
 from gan.runs import write_run_files
 
 log = logging.getLogger("gan.train")
@@ -62,14 +61,11 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    precision, why = choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")))
-    with open_dict(cfg):
-        cfg.trainer.precision = precision  # the run's config records what ran
     purge = {"purge_step": resumed_at + 1} if resumed_at is not None else {}
     run = build_run(cfg, **purge)
     model = run.model
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=[*callbacks, *run.callbacks], logger=run.loggers or False)
+    trainer = build_trainer(cfg, [*callbacks, *run.callbacks], run.loggers)
 
     run_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
@@ -79,7 +75,6 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
     log.info("run folder: %s", run_dir.resolve())
     if trainer.is_global_zero:
         log.info(batch_size_line(int(cfg.data.batch_size), trainer.world_size, trainer.num_nodes))
-        log.info("precision: %s (%s)", precision, why)
 
     with warnings.catch_warnings():
         # Mid-epoch resume is handled by the data module's sampler (it skips consumed batches).

@@ -18,6 +18,8 @@ from gan.errors import ConfigError, RunError, main_guard
 from gan.train import train
 from tests.conftest import CONF_DIR, PROJECT, QUICK, compose_config, data_root
 
+SIMULTANEOUS_MODELS = ("renom_maxout", "tf_simple")
+
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
@@ -58,7 +60,7 @@ REJECTED = {
     "digits_empty": (["data.digits=[]"], "data.digits=[]: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]"),
     "digits_range": (["data.digits=[3,10]"], "data.digits=[3, 10]: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]"),
     "digits_scalar": (["data.digits=7"], "data.digits=7: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]"),
-    "schedule": (["model.schedule=alternate"], "model.schedule=alternate: must be one of alternating, simultaneous"),
+    "schedule": (["loss=nonsaturating", "model.schedule=alternate"], "model.schedule=alternate: must be one of alternating, simultaneous"),
     "dataset": (["data.dataset=CIFAR"], "data.dataset=CIFAR: must be one of MNIST, FashionMNIST"),
     # a loss that needs something the model lacks (declared by the loss config's `requires`)
     "wasserstein_simultaneous": (
@@ -70,15 +72,15 @@ REJECTED = {
         "model.schedule=simultaneous: loss=wasserstein_gp needs model.schedule=alternating",
     ),
     "requires_any_path": (
-        ["+loss.requires={d_steps: [2, 5]}"],
+        ["loss=nonsaturating", "+loss.requires={d_steps: [2, 5]}"],
         "model.d_steps=1: loss=nonsaturating needs model.d_steps to be one of 2, 5",
     ),
     "requires_missing_setting": (
-        ["+loss.requires={discriminator.output: score}"],
+        ["loss=nonsaturating", "+loss.requires={discriminator.output: score}"],
         "model.discriminator.output is not set: loss=nonsaturating needs model.discriminator.output=score",
     ),
     "requires_list_must_be_set": (
-        ["+loss.requires=[scheduler_d]"],
+        ["model=dcgan", "loss=nonsaturating", "+loss.requires=[scheduler_d]"],
         "model.scheduler_d=null: loss=nonsaturating needs model.scheduler_d to be set",
     ),
     # a penalty on D is applied by the alternating D phase only, with or without `requires`
@@ -145,7 +147,7 @@ def test_run_level_keys_reach_the_model_by_interpolation():
     check(cfg)
     model = build_gan(cfg)
     assert (model.max_iterations, model.log_every, model.on_nonfinite) == (7, 3, "skip")
-    assert model.loss.name == "nonsaturating"
+    assert model.loss.name == "rpgan"
 
 
 def test_config_error_is_a_value_error():
@@ -162,7 +164,13 @@ def test_null_iterations_and_digits_and_plus_trainer_arguments_pass():
 
 @pytest.mark.parametrize("option", options("model"))
 def test_every_model_option_passes(option):
-    check(compose_config([f"model={option}"]))
+    # the default loss (rpgan) penalises D in the alternating D phase: the simultaneous models take another
+    loss = ["loss=nonsaturating"] if option in SIMULTANEOUS_MODELS else []
+    check(compose_config([f"model={option}", *loss]))
+
+
+def test_a_simultaneous_model_with_the_default_loss_gets_one_line():
+    assert rejection("model=tf_simple") == "model.schedule=simultaneous: loss=rpgan needs model.schedule=alternating"
 
 
 @pytest.mark.parametrize("group", ["loss", "experiment", "debug", "data", "trainer", "logger", "callbacks"])

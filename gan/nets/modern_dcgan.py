@@ -1,8 +1,8 @@
-"""The networks of the template's own recipe (``model=small_dcgan``), sized for a CPU budget.
+"""The discriminator of the template's own recipe (``model=modern_dcgan``).
 
-G is :class:`gan.nets.dcgan.InfoGANGenerator` without its first FC layer and with narrower
-convolutions; D is the strided discriminator below: no normalisation (the zero-centred gradient
-penalties and the relativistic loss want a D that scores each image on its own), no pooling.
+G is the cs231n :class:`gan.nets.dcgan.InfoGANGenerator`; D is the strided discriminator below: no
+normalisation (the zero-centred gradient penalties and the relativistic loss want a D that scores
+each image on its own), no pooling, LeakyReLU 0.2.
 """
 
 from __future__ import annotations
