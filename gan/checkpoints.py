@@ -7,6 +7,8 @@ write checkpoints default to :func:`checkpoint_dir` of the trainer's run folder.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -73,18 +75,38 @@ def resolve_checkpoint(ckpt_path: str | None, log_dir: str | Path) -> Path | Non
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint written by gan.train, with one clear error for anything else."""
+def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
+    """Load a checkpoint written by gan.train, with one clear error for anything else.
+
+    It is unpickled with ``weights_only=True``: tensors and plain data only, so a file from a
+    stranger cannot run code when loaded (the template stores its config as plain data). A file that
+    needs any other type is refused, naming it; ``trust=True`` (``trust_checkpoint=true`` on the
+    command lines) unpickles it in full, for files you trust.
+    """
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        if trust or _unsafe_global(err) is None:
+            raise RunError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be truncated") from None
+        raise RunError(
+            f"{path} needs {_unsafe_global(err)} to be unpickled, which could run code: refused. Only if you "
+            "trust this file (e.g. one you wrote with an older version), pass trust_checkpoint=true"
+        ) from None
     except Exception as err:
         raise RunError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); it may be truncated") from err
     if not isinstance(ckpt, dict) or "gan" not in ckpt or "state_dict" not in ckpt:
         raise RunError(f"{path} was not written by gan.train (it has no 'gan' section)")
     return ckpt
+
+
+def _unsafe_global(err: Exception) -> str | None:
+    """The type torch's safe unpickler refused, from its message ("Unsupported global: GLOBAL os.system
+    ..."); None when the file is simply not a pickle."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    return found.group(1) if found else None
 
 
 def checkpoint_config(ckpt: dict, path: str | Path) -> DictConfig:

@@ -37,9 +37,9 @@ log = logging.getLogger("gan.evaluate")
 USAGE = (
     "usage: python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]\n"
     "       python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]\n"
-    "  options: recipe=full|quick  data_root=PATH  device=cpu  ema=true|false (a checkpoint's EMA G or raw G)"
+    "  options: recipe=full|quick  data_root=PATH  device=cpu  ema=true|false (a checkpoint's EMA G or raw G)  trust_checkpoint=false"
 )
-KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device", "ema"}
+KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device", "ema", "trust_checkpoint"}
 
 
 class SamplesError(ValueError):
@@ -94,10 +94,11 @@ def run(args) -> dict:
             samples = samples[:n]
         source = f"samples {args.samples}"
     else:
-        ema = args.get("ema", True)
-        if not isinstance(ema, bool):
-            raise SamplesError(f"ema={ema}: must be true or false")
-        generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"), ema=ema)
+        ema, trust = args.get("ema", True), args.get("trust_checkpoint", False)
+        for key, value in (("ema", ema), ("trust_checkpoint", trust)):
+            if not isinstance(value, bool):
+                raise SamplesError(f"{key}={value}: must be true or false")
+        generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"), ema=ema, trust=trust)
         n = 10000 if n is None else n
         if n < 1:
             raise SamplesError(f"n={n} must be a positive number of samples")

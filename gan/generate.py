@@ -48,10 +48,13 @@ EMA_PREFIX = "generator_ema.average."
 RAW_PREFIX = "generator."
 
 
-def load_generator(ckpt_path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> tuple[nn.Module, NoisePrior]:
+def load_generator(
+    ckpt_path: str | Path, device: str | torch.device = "cpu", ema: bool = True, trust: bool = False
+) -> tuple[nn.Module, NoisePrior]:
     """The trained generator (in eval mode) of a checkpoint and the noise prior it was trained on:
-    the EMA generator when the checkpoint has one and ``ema`` is true, else the raw G."""
-    ckpt = load_checkpoint(ckpt_path)
+    the EMA generator when the checkpoint has one and ``ema`` is true, else the raw G. ``trust``:
+    see :func:`gan.checkpoints.load_checkpoint`."""
+    ckpt = load_checkpoint(ckpt_path, trust)
     cfg = checkpoint_config(ckpt, ckpt_path)
     generator: nn.Module = instantiate(cfg.model.generator)
     has_ema = any(k.startswith(EMA_PREFIX) for k in ckpt["state_dict"])

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = int(args.get("seed", 0))
     extra = None
     try:
-        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"), ema=_flag(args, "ema"))
+        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"), ema=_flag(args, "ema"),
+                                          trust=_flag(args, "trust_checkpoint", False))
         if mode == "grid":
             images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), int(args.get("nrow", 8))
             note = f"{sizes['n']} samples"

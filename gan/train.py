@@ -40,7 +40,7 @@ def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
                 f"ckpt_path={existing}, or set paths.output_dir to a new folder"
             )
         return None, None
-    resumed_at = int(load_checkpoint(checkpoint)["gan"]["iteration"])
+    resumed_at = int(load_checkpoint(checkpoint, trust=bool(cfg.get("trust_checkpoint")))["gan"]["iteration"])
     run_dir = run_dir_of(checkpoint)
     if run_dir is not None:
         with open_dict(cfg):
@@ -84,7 +84,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         # the EMA generator is only sampled from, so it stays in eval mode on purpose
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
-        trainer.fit(model, datamodule=run.datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+        trainer.fit(model, datamodule=run.datamodule, ckpt_path=str(checkpoint) if checkpoint else None,
+                    weights_only=not cfg.get("trust_checkpoint"))  # plain data only: loading runs no code
     # callback_metrics also come back from spawned DDP workers (STOPPED_BY_SIGNAL among them)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), checkpoint_dir(run_dir))

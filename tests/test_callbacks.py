@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from omegaconf import OmegaConf, open_dict
 
 from gan.bookkeeping import History
@@ -159,3 +160,17 @@ def test_evaluation_under_ddp_on_two_cpu_processes(make_cfg, cache):
     metrics = train(cfg)
     assert metrics["val/iteration"] == 6 and math.isfinite(metrics["val/fid"])
     assert (run / "checkpoints" / "best_fid.ckpt").is_file() and (run / "curves.png").is_file()
+
+
+def test_watching_a_run_does_not_change_its_weights(make_cfg, cache):
+    """Evaluation, grids, checkpoints and logging draw from their own generators: the weights at the
+    end are bit-identical whatever their cadences (CPU)."""
+    finals = []
+    for run, cadence in (("watched", ["eval_every=4", "sample_every=2", "checkpoint_every=3", "log_every=1"]),
+                         ("unwatched", ["eval_every=500", "sample_every=500", "checkpoint_every=500", "log_every=5"])):
+        cfg, out = with_evaluation(make_cfg(*QUICK, "iterations=8", "seed=5", *cadence, run=run), every=int(cadence[0].split("=")[1]))
+        train(cfg)
+        finals.append(load_checkpoint(out / "checkpoints" / "last.ckpt")["state_dict"])
+    watched, unwatched = finals
+    for key in watched:
+        assert torch.equal(watched[key], unwatched[key]), key

@@ -145,10 +145,14 @@ class Evaluation(Callback):
         it = pl_module.iteration
         result = None
         if trainer.is_global_zero:
-            metrics = self.evaluator.metrics(self.samples(pl_module))
-            if pl_module.generator_ema is not None:  # the raw G beside its average
-                metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator))
-            result = (metrics, self.evaluator.floor(self.n_samples))
+            # whatever the evaluation draws (first-use classifier, reference statistics) leaves the
+            # training's RNG as it was: the weights never depend on the evaluation cadence
+            cuda = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                metrics = self.evaluator.metrics(self.samples(pl_module))
+                if pl_module.generator_ema is not None:  # the raw G beside its average
+                    metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator))
+                result = (metrics, self.evaluator.floor(self.n_samples))
         metrics, floor = trainer.strategy.broadcast(result, src=0)
         self.last_evaluated = it
         improved = metrics["fid"] < self.best_fid

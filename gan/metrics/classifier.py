@@ -238,7 +238,8 @@ def load_or_train_classifier(
     """
     recipe = get_recipe(recipe)
     path = weights_path(recipe, directory)
-    model = MNISTClassifier(recipe.channels, recipe.feature_dim, recipe.dropout)
+    with torch.random.fork_rng(devices=[]):  # its random initial weights are overwritten: leave the caller's RNG alone
+        model = MNISTClassifier(recipe.channels, recipe.feature_dim, recipe.dropout)
     stored = None
     if path.is_file() and not force:
         try:
