@@ -167,9 +167,14 @@ def _check_values(cfg: DictConfig) -> None:
     ``configure_optimizers`` builds the optimizer, inside ``fit``)."""
     for key in ("model.optimizer_g.lr", "model.optimizer_d.lr"):
         value = _select(cfg, key)
-        if value is not _ABSENT and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                         and 0 < value < float("inf")):
+        if value is not _ABSENT and not (_positive(value) and value < float("inf")):
             raise ConfigError(f"{key}={fmt(value)}: must be a positive number")
+    # a schedule over the budget is built inside fit: check that there is a budget now
+    for key in ("model.scheduler_g", "model.scheduler_d"):
+        target = _select(cfg, f"{key}._target_")
+        if isinstance(target, str) and target.endswith("BudgetSchedule") and _select(cfg, "iterations") is None:
+            raise ConfigError(f"iterations=null: {key} decays over the iterations budget; set iterations=N, "
+                              f"or {key}=null to train by epochs")
 
 
 def _check_loss_requirements(cfg: DictConfig) -> None:
@@ -230,6 +235,13 @@ def positive_int(key: str, value: Any, nullable: bool = False) -> int | None:
     if not (is_int(value) and value > 0):
         raise ConfigError(f"{key}={fmt(value)}: must be a positive integer" + (" or null" if nullable else ""))
     return int(value)
+
+
+def boolean(key: str, value: Any) -> bool:
+    """``value`` if it is true or false; else ConfigError."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={fmt(value)}: must be true or false")
+    return value
 
 
 def one_of(key: str, value: Any, choices: Iterable[Any]) -> Any:

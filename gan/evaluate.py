@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from gan.config import boolean
 from gan.errors import RunError
 from gan.files import write_atomically
 from gan.generate import load_generator, sample_images
@@ -94,10 +95,7 @@ def run(args) -> dict:
             samples = samples[:n]
         source = f"samples {args.samples}"
     else:
-        ema, trust = args.get("ema", True), args.get("trust_checkpoint", False)
-        for key, value in (("ema", ema), ("trust_checkpoint", trust)):
-            if not isinstance(value, bool):
-                raise SamplesError(f"{key}={value}: must be true or false")
+        ema, trust = boolean("ema", args.get("ema", True)), boolean("trust_checkpoint", args.get("trust_checkpoint", False))
         generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"), ema=ema, trust=trust)
         n = 10000 if n is None else n
         if n < 1:

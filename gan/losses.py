@@ -165,8 +165,7 @@ class AdversarialLoss:
         self.generator = plain_callable(generator)
         self.penalty = None if penalty is None else plain_callable(penalty)
         self.weight_clip = weight_clip
-        # a mapping of model settings to the values needed, or a list of settings that must be set
-        self.requires = dict(requires) if isinstance(requires, Mapping) else {str(k): None for k in requires or ()}
+        self.requires = requires  # checked against the model config by gan.config, not here
         # a relativistic G loss compares with D's scores of real images: the G phase computes them
         self.g_needs_real = "real_logits" in inspect.signature(self.generator).parameters
 

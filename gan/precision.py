@@ -31,7 +31,7 @@ def choose_precision(requested: str | int, accelerator: str, cpuinfo: str | None
     if str(requested) != AUTO:
         return str(requested), "as set (trainer.precision)"
     if accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available()):
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16-mixed", "trainer.precision=auto: this GPU supports bf16"
         return "32-true", "trainer.precision=auto: no bf16 on this GPU"
     flags = cpu_bf16_flags(cpuinfo)

@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
+from gan.config import boolean
 from gan.errors import RunError
 from gan.files import write_atomically
 from gan.generate import load_generator, sample_images, unit_images
@@ -100,13 +101,6 @@ def images_by_class(
     return torch.stack(grid), counts
 
 
-def _flag(args, key: str, default: bool = True) -> bool:
-    value = args.get(key, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"{key}={value}: must be true or false")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
     ckpt, out, mode = args.get("ckpt"), args.get("out", "samples.png"), str(args.get("mode", "grid"))
@@ -133,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = int(args.get("seed", 0))
     extra = None
     try:
-        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"), ema=_flag(args, "ema"),
-                                          trust=_flag(args, "trust_checkpoint", False))
+        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"), ema=boolean("ema", args.get("ema", True)),
+                                          trust=boolean("trust_checkpoint", args.get("trust_checkpoint", False)))
         if mode == "grid":
             images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), int(args.get("nrow", 8))
             note = f"{sizes['n']} samples"

@@ -38,9 +38,13 @@ class BudgetSchedule(_FactorSchedule):
     """A learning-rate factor over the training budget: an optional linear warm-up from 0, then a
     cosine or linear decay from 1 to ``floor`` at the end of the budget (and ``floor`` after it).
 
-    Stepped after every update of its optimizer, so ``total_updates`` is the budget in GAN
-    iterations times that network's updates per iteration (``iterations * d_steps`` for D).
+    Stepped after every update of its optimizer, so ``total`` is the budget in GAN iterations
+    times that network's updates per iteration (``iterations * d_steps`` for D). A resumed run
+    keeps its position but takes the budget of its own config (``iterations`` extended: the decay
+    stretches to the new end).
     """
+
+    SETTINGS = ("total", "kind", "floor", "warmup")
 
     KINDS = ("cosine", "linear")
 
@@ -62,3 +66,6 @@ class BudgetSchedule(_FactorSchedule):
         progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if self.kind == "cosine" else 1.0 - progress
         return self.floor + (1.0 - self.floor) * shape
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in self.SETTINGS})

@@ -64,8 +64,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
     purge = {"purge_step": resumed_at + 1} if resumed_at is not None else {}
     run = build_run(cfg, **purge)
     model = run.model
+    trainer = build_trainer(cfg, [*callbacks, *run.callbacks], run.loggers)  # resolves precision=auto in cfg
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = build_trainer(cfg, [*callbacks, *run.callbacks], run.loggers)
 
     run_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:

@@ -32,7 +32,7 @@ class NetworkUpdates:
 
     def _step(self, optimizer, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
         if clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=clip["val"], gradient_clip_algorithm=clip["algorithm"])
+            self._clip(optimizer, network, clip)
         if self.on_nonfinite == "skip" and not self._finite(_grad_norm(network), phase, "gradient"):
             optimizer.zero_grad(set_to_none=True)
             return
@@ -44,6 +44,18 @@ class NetworkUpdates:
             with torch.no_grad():
                 for p in network.parameters():
                     p.clamp_(-self.loss.weight_clip, self.loss.weight_clip)
+
+    def _clip(self, optimizer, network: nn.Module, clip: Mapping[str, Any]) -> None:
+        """Lightning's clipping, except under bf16, where no loss scaler is involved and Lightning
+        refuses to clip for a fused optimizer (the default Adam): clip the gradients directly."""
+        if "bf16" in str(self.trainer.precision):
+            params = [p for p in network.parameters() if p.grad is not None]
+            if clip["algorithm"] == "norm":
+                torch.nn.utils.clip_grad_norm_(params, clip["val"])
+            else:
+                torch.nn.utils.clip_grad_value_(params, clip["val"])
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=clip["val"], gradient_clip_algorithm=clip["algorithm"])
 
     def _scheduler_of(self, phase: str):
         """The LR scheduler of the network updated in ``phase`` ('G' or 'D'), or None."""

@@ -66,7 +66,7 @@ def make_cfg(tmp_path):
 
 
 # A tiny, fast recipe for end-to-end tests: the MLP GAN, batch 16, a few iterations.
-# The evaluation callback is tested on its own (tests/test_evaluation.py), with the quick classifier.
+# The evaluation callback is tested on its own (tests/test_callbacks.py), with the quick classifier.
 QUICK = [
     "model=mlp", "loss=nonsaturating", "data.batch_size=16", "iterations=6", "checkpoint_every=3", "sample_every=3", "log_every=2",
     "callbacks.evaluation=null",

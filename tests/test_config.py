@@ -97,6 +97,10 @@ REJECTED = {
     "loss_typo": (["+loss.weight_clp=0.1"], "loss.weight_clp=0.1: unknown key; did you mean loss.weight_clip?"),
     "trainer_unknown": (["+trainer.foo=1"], "trainer.foo=1: unknown key; not an argument of pytorch_lightning.Trainer"),
     "trainer_set_by_train": (["+trainer.logger=false"], "trainer.logger=false: not read from here; gan.train sets it from the logger group"),
+    "budget_schedule_without_budget": (
+        ["iterations=null", "trainer.max_epochs=1"],
+        "iterations=null: model.scheduler_g decays over the iterations budget; set iterations=N, or model.scheduler_g=null to train by epochs",
+    ),
     "callback_without_target": (
         ["+callbacks.extra={every: 3}"],
         "callbacks.extra={every: 3}: has no _target_, so nothing builds it; give it a _target_ or set callbacks.extra=null to switch it off",
@@ -159,7 +163,9 @@ def test_the_default_config_passes():
 
 
 def test_null_iterations_and_digits_and_plus_trainer_arguments_pass():
-    check(compose_config(["iterations=null", "trainer.max_epochs=1", "data.digits=[0,9]", "+trainer.enable_progress_bar=false"]))
+    # training by epochs: a model without a schedule over the iterations budget (the tutorials')
+    check(compose_config(["model=dcgan", "iterations=null", "trainer.max_epochs=1", "data.digits=[0,9]",
+                          "+trainer.enable_progress_bar=false"]))
 
 
 @pytest.mark.parametrize("option", options("model"))

@@ -55,3 +55,12 @@ def test_a_budget_schedule_needs_a_budget():
         BudgetSchedule(optimizer(), iterations=None)
     with pytest.raises(ConfigError, match="floor=2"):
         BudgetSchedule(optimizer(), iterations=10, floor=2)
+
+
+def test_a_resumed_schedule_keeps_its_position_and_takes_the_new_budget():
+    a = BudgetSchedule(optimizer(), iterations=10, kind="linear")
+    lrs(a, 10)  # the end of a finished 10-iteration run: lr 0
+    longer = BudgetSchedule(optimizer(), iterations=20, kind="linear")
+    longer.load_state_dict(a.state_dict())  # extended to 20 iterations
+    assert longer.last_epoch == 10 and longer.total == 20
+    assert longer.factor(10) == pytest.approx(0.5)  # half way through the new budget, not stuck at 0
