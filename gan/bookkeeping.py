@@ -15,8 +15,16 @@ from torch import Tensor
 SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake")
 
 
-def iteration_scalars(d_loss: Tensor, g_loss: Tensor, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """The per-iteration scalars, in the order of ``SCALARS``, as one detached tensor (no host sync)."""
+def iteration_scalars(d_loss: Tensor, g_loss: Tensor, real_logits: Tensor, fake_logits: Tensor,
+                      relativistic: bool = False) -> Tensor:
+    """The per-iteration scalars, in the order of ``SCALARS``, as one detached tensor (no host sync).
+
+    A relativistic loss ignores any constant shift of D's logits, so there D's view of an image is
+    its logit relative to the mean logit of the other kind (D(x) - mean D(G(z)), and the reverse):
+    ``d_real`` is then the mean probability that a real image is more real than the average
+    generated one, and D's accuracies say how often it ranks them so."""
+    if relativistic:
+        real_logits, fake_logits = real_logits - fake_logits.mean(), fake_logits - real_logits.mean()
     with torch.no_grad():
         return torch.stack([
             d_loss.float(),

@@ -189,7 +189,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
                 self._update(opt_g, g_loss, self.generator, self.clip_g, "G")
         self._update_ema(n)
 
-        self._end_iteration(iteration_scalars(d_loss, g_loss, real_logits, fake_logits))
+        self._end_iteration(iteration_scalars(d_loss, g_loss, real_logits, fake_logits, self.loss.g_needs_real))
 
     def _simultaneous_step(self, real: Tensor) -> Tensor:
         opt_g, opt_d = self.optimizers()
@@ -206,7 +206,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
             self._step(opt_d, self.discriminator, self.clip_d, "D")
             self._step(opt_g, self.generator, self.clip_g, "G")
         self._update_ema(real.shape[0])
-        return iteration_scalars(d_loss, g_loss, real_logits, fake_logits)
+        return iteration_scalars(d_loss, g_loss, real_logits, fake_logits, self.loss.g_needs_real)
 
     def _discriminate(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         """D's logits for the real and the generated batch: one pass over both with ``joint_d_pass``

@@ -244,3 +244,16 @@ def test_joint_d_pass_gives_the_separate_passes_updates_in_both_schedules(make_c
         runs[joint] = run_one_iteration(make_cfg, mnist_root, f"model.joint_d_pass={joint}", f"model.schedule={schedule}")
     for a, b in zip(runs["true"][0]["d_grads"], runs["false"][0]["d_grads"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_relativistic_scalars_ignore_a_constant_shift_of_the_logits():
+    from gan.bookkeeping import iteration_scalars
+
+    real, fake = torch.tensor([[2.0], [1.0]]), torch.tensor([[0.0], [-1.0]])
+    loss = torch.tensor(0.0)
+    shifted = [iteration_scalars(loss, loss, real + c, fake + c, relativistic=True) for c in (0.0, 50.0)]
+    assert torch.allclose(shifted[0], shifted[1])
+    # every real image above the mean generated one, every generated below the mean real: D ranks them all
+    assert shifted[0][4].item() == 1.0 and shifted[0][5].item() == 1.0
+    # the absolute view would call every image real after the shift
+    assert iteration_scalars(loss, loss, real + 50, fake + 50)[5].item() == 0.0
