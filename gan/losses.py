@@ -134,8 +134,8 @@ class AdversarialLoss:
             real (R1) and at generated (R2) images; 0 switches one off.
         penalty_every: apply R1/R2 only every this many D updates, scaled by it (lazy
             regularisation, Karras et al. 2020); 1 applies them at every D update.
-        requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``; checked
-            against the model config by :mod:`gan.config`.
+        requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``: a config key,
+            checked against the model config by :mod:`gan.config` before anything is built; not kept here.
 
     A plain class rather than a dataclass on purpose: Hydra would turn a dataclass instance
     passed to ``instantiate`` into a config node.
@@ -165,7 +165,6 @@ class AdversarialLoss:
         self.generator = plain_callable(generator)
         self.penalty = None if penalty is None else plain_callable(penalty)
         self.weight_clip = weight_clip
-        self.requires = requires  # checked against the model config by gan.config, not here
         # a relativistic G loss compares with D's scores of real images: the G phase computes them
         self.g_needs_real = "real_logits" in inspect.signature(self.generator).parameters
 
