@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.utilities import rank_zero_info
 
+from gan.errors import ConfigError
 from gan.precision import choose_precision
 
 
@@ -56,11 +58,21 @@ def build_run(cfg: DictConfig, **logger_overrides: Any) -> Run:
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback], loggers: list) -> pl.Trainer:
     """Lightning's Trainer of ``cfg.trainer``; ``precision: auto`` becomes the hardware's choice
     (:func:`gan.precision.choose_precision`), said once in the log and recorded in ``cfg``."""
+    check_accelerator(str(cfg.trainer.get("accelerator", "cpu")))
     precision, why = choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")))
     with open_dict(cfg):
         cfg.trainer.precision = precision  # the run's config records what ran
     rank_zero_info(f"precision: {precision} ({why})")
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def check_accelerator(accelerator: str) -> None:
+    """A GPU asked for on a machine where torch sees none: one line, not Lightning's error."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = ("this torch is a CPU-only build" if torch.version.cuda is None
+                 else f"this torch is built for CUDA {torch.version.cuda} but finds no GPU or driver")
+        raise ConfigError(f"trainer.accelerator={accelerator}: torch sees no CUDA GPU on this machine ({build}); "
+                          "train on the CPU with trainer=cpu")
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gan.errors import NonFiniteError, RunError
+from gan.files import temporary_name
 from gan.runs import CONFIG_FILE
 
 CHECKPOINT_DIR = "checkpoints"
@@ -53,10 +54,17 @@ def save_atomically(trainer: pl.Trainer, pl_module: pl.LightningModule, path: Pa
     path = Path(path)
     if trainer.is_global_zero:
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
-    if trainer.is_global_zero:
-        tmp.replace(path)
+    tmp = temporary_name(path)
+    try:
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            tmp.replace(path)
+    except OSError as err:
+        raise RunError(f"could not write {path}: {err.strerror or err}; "
+                       f"{path.name} is left as it was{' (the last good state)' if path.exists() else ''}") from None
+    finally:
+        if trainer.is_global_zero:
+            tmp.unlink(missing_ok=True)
     trainer.strategy.barrier(f"gan-checkpoint-{path.name}")
 
 
@@ -126,3 +134,27 @@ def checkpoint_config(ckpt: dict, path: str | Path) -> DictConfig:
             if isinstance(target, str) and target.startswith(old):
                 cfg.model[net]._target_ = new + target[len(old):]
     return cfg
+
+
+def check_fits(ckpt: dict, model: torch.nn.Module, path: str | Path) -> None:
+    """Refuse, in one line naming the first tensor that differs (in order: the generator's first
+    layer first), a checkpoint whose weights the composed model cannot take: a resume with other
+    model settings than the run that wrote it."""
+    theirs = [(k, tuple(v.shape)) for k, v in ckpt["state_dict"].items()]
+    ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    if theirs == ours or sorted(theirs) == sorted(ours):
+        return
+    hint = "resume with the model settings of the run that wrote it"
+    run = run_dir_of(Path(path))
+    if run is not None and (run / CONFIG_FILE).is_file():
+        hint += f" (its {run / CONFIG_FILE})"
+    for network in sorted({k.split(".", 1)[0] for k, _ in ours + theirs}, key=lambda n: n != "generator"):
+        a = [(k, shape) for k, shape in theirs if k.split(".", 1)[0] == network]
+        b = [(k, shape) for k, shape in ours if k.split(".", 1)[0] == network]
+        for i in range(max(len(a), len(b))):
+            if i < len(a) and i < len(b) and a[i] == b[i]:
+                continue
+            have = f"{a[i][0]} {list(a[i][1])}" if i < len(a) else "nothing more"
+            want = f"{b[i][0]} {list(b[i][1])}" if i < len(b) else "nothing more"
+            raise RunError(f"{path} does not fit this model: its {network} differs at tensor {i + 1}, {have} in the "
+                           f"checkpoint but {want} here; {hint}")

@@ -165,6 +165,14 @@ def _unknown_key(node: DictConfig, key: str, where: str, allowed: Iterable[str],
 def _check_values(cfg: DictConfig) -> None:
     """Values no constructor sees before training starts (torch checks a learning rate only when
     ``configure_optimizers`` builds the optimizer, inside ``fit``)."""
+    # run-level counts are checked here even where no callback reads them (evaluation off, say)
+    for key in ("iterations", "checkpoint_every", "sample_every", "eval_every", "eval_samples", "log_every"):
+        value = _select(cfg, key)
+        if value is not _ABSENT:
+            positive_int(key, value, nullable=key == "iterations")
+    seed = _select(cfg, "seed")
+    if seed not in (_ABSENT, None) and not (is_int(seed) and 0 <= int(seed) < 2**32):
+        raise ConfigError(f"seed={fmt(seed)}: must be a whole number from 0 to 2**32-1, or null for no seeding")
     for key in ("model.optimizer_g.lr", "model.optimizer_d.lr"):
         value = _select(cfg, key)
         if value is not _ABSENT and not (_positive(value) and value < float("inf")):

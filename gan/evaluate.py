@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor
 
+from gan.cli import UsageError, device_arg, parse_args, whole_number, writable_output
 from gan.config import boolean
-from gan.errors import RunError
+from gan.errors import ConfigError, RunError
 from gan.files import write_atomically
 from gan.generate import load_generator, sample_images
 from gan.idx import DataFileError
@@ -68,6 +68,8 @@ def to_unit_images(x: Tensor, what: str = "samples") -> Tensor:
         x = x.unsqueeze(1)
     if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
         raise SamplesError(f"{what} has shape {tuple(x.shape)}; expected (n, 1, 28, 28) MNIST-sized images")
+    if len(x) == 0:
+        raise SamplesError(f"{what} holds no images (shape {tuple(x.shape)})")
     if x.dtype == torch.uint8:
         return x.float() / 255.0
     if not x.is_floating_point():
@@ -86,7 +88,8 @@ def to_unit_images(x: Tensor, what: str = "samples") -> Tensor:
 
 
 def run(args) -> dict:
-    n = None if args.get("n") is None else int(args.get("n"))
+    """Evaluate as ``args`` ask (checked by :func:`check_args`); prints the table, returns the report."""
+    n = whole_number(args, "n", None, least=1)
     if args.get("samples") is not None:
         samples = load_samples(str(args.samples))
         if n is not None:
@@ -96,12 +99,11 @@ def run(args) -> dict:
         source = f"samples {args.samples}"
     else:
         ema, trust = boolean("ema", args.get("ema", True)), boolean("trust_checkpoint", args.get("trust_checkpoint", False))
-        generator, noise = load_generator(str(args.ckpt), args.get("device", "cpu"), ema=ema, trust=trust)
+        generator, noise = load_generator(str(args.ckpt), device_arg(args), ema=ema, trust=trust)
         n = 10000 if n is None else n
-        if n < 1:
-            raise SamplesError(f"n={n} must be a positive number of samples")
-        samples = sample_images(generator, noise, n, seed=int(args.get("seed", 0)))
-        source = f"checkpoint {args.ckpt} (seed {int(args.get('seed', 0))})"
+        seed = whole_number(args, "seed", 0, least=0)
+        samples = sample_images(generator, noise, n, seed=seed)
+        source = f"checkpoint {args.ckpt} (seed {seed})"
 
     if len(samples) < MIN_SAMPLES:
         raise SamplesError(f"{source} gives {len(samples)} images; need at least {MIN_SAMPLES}")
@@ -117,21 +119,26 @@ def run(args) -> dict:
     return report
 
 
+def check_args(argv: list[str]):
+    """The command line, every value checked (and ``out=`` tried) before the evaluation runs."""
+    args = parse_args(argv, KEYS)
+    if (args.get("ckpt") is None) == (args.get("samples") is None):
+        raise UsageError("give exactly one of ckpt=PATH or samples=FILE.pt")
+    whole_number(args, "n", None, least=1)
+    whole_number(args, "seed", 0, least=0)
+    device_arg(args)
+    boolean("ema", args.get("ema", True))
+    boolean("trust_checkpoint", args.get("trust_checkpoint", False))
+    if args.get("out") is not None:
+        writable_output("out", str(args.out), (".json",))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
-    except Exception as err:
+        args = check_args(list(sys.argv[1:] if argv is None else argv))
+    except (UsageError, ConfigError) as err:
         print(f"error: {err}\n{USAGE}", file=sys.stderr)
-        return 2
-    unknown = sorted(set(args.keys()) - KEYS)
-    if unknown:
-        print(f"error: unknown argument(s) {', '.join(unknown)}\n{USAGE}", file=sys.stderr)
-        return 2
-    if (args.get("ckpt") is None) == (args.get("samples") is None):
-        print(f"error: give exactly one of ckpt=PATH or samples=FILE.pt\n{USAGE}", file=sys.stderr)
-        return 2
-    if args.get("out") is not None and Path(str(args.out)).suffix != ".json":
-        print(f"error: out={args.out} must end in .json", file=sys.stderr)
         return 2
     try:
         run(args)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+
+def temporary_name(path: Path) -> Path:
+    """A hidden name beside ``path``, unique to this call (two writers never share one), that keeps
+    the suffix so writers that dispatch on it still work."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -15,7 +22,7 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp = temporary_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)

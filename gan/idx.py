@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
-    except (OSError, EOFError) as err:
-        raise DataFileError(f"cannot read {path}: {err}. Replace the file with a good copy.") from err
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a gzip file whose stream is corrupt
+        raise DataFileError(f"cannot read {path}: {err}. Replace the file with a good copy.") from None
 
 
 def read_idx(path: str | Path, expect_magic: int) -> np.ndarray:

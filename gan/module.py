@@ -59,6 +59,8 @@ class GAN(NetworkUpdates, pl.LightningModule):
             output for one image depends on the batch).
         on_nonfinite: ``stop`` (raise, naming the iteration and phase) or ``skip`` (drop that
             update and count it in ``train/skipped_updates``) when a loss or gradient is not finite.
+        max_skipped_in_a_row: under ``skip``, give up with the non-finite error after this many
+            updates in a row of one network were skipped (a run that only skips has diverged).
         max_iterations: the budget in GAN iterations (``${iterations}``; None: ``trainer.max_epochs``).
         log_every: write the scalars averaged over this many iterations (``${log_every}``).
         n_fixed_noise: size of the fixed noise batch drawn for the sample grids.
@@ -86,6 +88,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         compile: bool = False,
         joint_d_pass: bool = False,
         on_nonfinite: str = "stop",
+        max_skipped_in_a_row: int = 20,
         max_iterations: int | None = None,
         log_every: int = 10,
         n_fixed_noise: int = 64,
@@ -101,6 +104,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         if schedule == "simultaneous" and reuse_fake:
             raise ConfigError("reuse_fake applies to the alternating schedule (simultaneous already shares one pass)")
         self.on_nonfinite = one_of("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
+        self.max_skipped_in_a_row = positive_int("model.max_skipped_in_a_row", max_skipped_in_a_row)
         if joint_d_pass:
             _check_scores_each_image_alone(discriminator)
         self.generator = generator
@@ -117,6 +121,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         self.bookkeeping = Bookkeeping(positive_int("iterations", max_iterations, nullable=True),
                                        positive_int("log_every", log_every))
         self.skipped_updates = 0
+        self.skipped_in_a_row = {"D": 0, "G": 0}  # consecutive skipped updates of each network
         self._schedulers: dict | None = None
         self._pending_rng: dict | None = None
         self._resumed_epoch_batches: int | None = None
@@ -274,6 +279,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         checkpoint["gan"] = {
             **self.bookkeeping.state_dict(),
             "skipped_updates": self.skipped_updates,
+            "skipped_in_a_row": dict(self.skipped_in_a_row),
             "rng": rng.capture(),
             "config": self.run_config,
         }
@@ -286,6 +292,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         self.bookkeeping.history.load_state_dict(state.get("history", {}))
         self._resumed_epoch_batches = int(state.get("epoch_batches", 0))
         self.skipped_updates = int(state.get("skipped_updates", 0))
+        self.skipped_in_a_row = {"D": 0, "G": 0, **state.get("skipped_in_a_row", {})}
         self._pending_rng = state.get("rng")
 
 

@@ -21,12 +21,12 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
+from gan.cli import UsageError, device_arg, parse_args, whole_number, writable_output
 from gan.config import boolean
-from gan.errors import RunError
+from gan.errors import ConfigError, RunError
 from gan.files import write_atomically
 from gan.generate import load_generator, sample_images, unit_images
 from gan.idx import DataFileError
@@ -101,36 +101,38 @@ def images_by_class(
     return torch.stack(grid), counts
 
 
+KEYS = {"ckpt", "mode", "out", "seed", "ema", "device", "trust_checkpoint", "n", "nrow", "pairs", "steps",
+        "per_class", "max_samples", "recipe", "data_root"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
-    ckpt, out, mode = args.get("ckpt"), args.get("out", "samples.png"), str(args.get("mode", "grid"))
-    if ckpt is None:
-        print(USAGE, file=sys.stderr)
-        return 2
-    if mode not in MODES:
-        print(f"error: mode={mode} is unknown: use one of {', '.join(MODES)}", file=sys.stderr)
-        return 2
-    if Path(str(out)).suffix not in OUTPUT_KINDS:
-        print(f"error: out={out} must end in .png (a grid) or .pt (a tensor)", file=sys.stderr)
-        return 2
-    defaults = {"grid": {"n": 64}, "interpolate": {"pairs": 4, "steps": 10}, "by_class": {"per_class": 8, "max_samples": 10000}}
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        sizes = {key: int(args.get(key, default)) for key, default in defaults[mode].items()}
-    except ValueError as err:
-        print(f"error: {err}: {', '.join(defaults[mode])} must be whole numbers", file=sys.stderr)
+        args = parse_args(argv, KEYS)
+        if args.get("ckpt") is None:
+            raise UsageError("ckpt=PATH is required: the checkpoint to draw from")
+        mode = str(args.get("mode", "grid"))
+        if mode not in MODES:
+            raise UsageError(f"mode={mode} is unknown: use one of {', '.join(MODES)}")
+        sizes = {
+            "grid": {"n": whole_number(args, "n", 64, least=1), "nrow": whole_number(args, "nrow", 8, least=1)},
+            "interpolate": {"pairs": whole_number(args, "pairs", 4, least=1), "steps": whole_number(args, "steps", 10, least=2)},
+            "by_class": {"per_class": whole_number(args, "per_class", 8, least=1),
+                         "max_samples": whole_number(args, "max_samples", 10000, least=1)},
+        }[mode]
+        seed = whole_number(args, "seed", 0, least=0)
+        device = device_arg(args)
+        ema = boolean("ema", args.get("ema", True))
+        trust = boolean("trust_checkpoint", args.get("trust_checkpoint", False))
+        out = writable_output("out", str(args.get("out", "samples.png")), OUTPUT_KINDS)
+    except (UsageError, ConfigError) as err:
+        print(f"error: {err}\n{USAGE}", file=sys.stderr)
         return 2
-    for key, value in sizes.items():
-        least = 2 if key == "steps" else 1
-        if value < least:
-            print(f"error: {key}={value} must be a whole number of at least {least}", file=sys.stderr)
-            return 2
-    seed = int(args.get("seed", 0))
     extra = None
     try:
-        generator, noise = load_generator(str(ckpt), args.get("device", "cpu"), ema=boolean("ema", args.get("ema", True)),
-                                          trust=boolean("trust_checkpoint", args.get("trust_checkpoint", False)))
+        generator, noise = load_generator(str(args.ckpt), device, ema=ema, trust=trust)
         if mode == "grid":
-            images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), int(args.get("nrow", 8))
+            images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), sizes["nrow"]
             note = f"{sizes['n']} samples"
         elif mode == "interpolate":
             images = interpolate_images(generator, noise, sizes["pairs"], sizes["steps"], seed=seed)
@@ -146,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             short = [d for d in range(10) if counts[d] < sizes["per_class"]]
             if short:
                 extra = f"fewer than {sizes['per_class']} samples of digit(s) {short}: their rows end in black cells"
+        path = write_samples(images, out, nrow=nrow)
     except (RunError, DataFileError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    path = write_samples(images, str(out), nrow=nrow)
     print(f"wrote {path}: {note}")
     if extra:
         print(extra)

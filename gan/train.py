@@ -5,17 +5,21 @@ Budgets and cadences count GAN iterations, not Lightning's ``global_step`` (READ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities import rank_zero_only
 
 from gan.build import build_run, build_trainer
 from gan.callbacks.training import STOPPED_BY_SIGNAL
 from gan.checkpoints import (
+    check_fits,
     checkpoint_dir,
     last_checkpoint,
     load_checkpoint,
@@ -24,55 +28,101 @@ from gan.checkpoints import (
 )
 from gan.config import validate
 from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
-from gan.runs import write_run_files
+from gan.runs import (
+    CONFIG_FILE,
+    PARENT_FILE,
+    RunLock,
+    move_log_file,
+    write_hydra_record,
+    write_parent,
+    write_run_files,
+)
 
 log = logging.getLogger("gan.train")
 
 
-def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
-    """Decide where the run writes; for a resume, that is the checkpoint's own run folder."""
+class Plan(NamedTuple):
+    """Where a run writes, and what it resumes from."""
+
+    run_dir: Path
+    checkpoint: Path | None = None  # the checkpoint resumed from
+    ckpt: dict | None = None  # its contents
+    resumed_at: int | None = None  # its GAN iteration
+    in_place: bool = False  # continues the checkpoint's own run folder
+
+
+def plan_run(cfg: DictConfig) -> Plan:
+    """Decide where the run writes (and set ``cfg.paths.output_dir``), refusing a folder that holds
+    another run. A resume from a run's own ``last.ckpt`` (``ckpt_path=last`` too) continues that run
+    in place; from any other checkpoint (``best_fid.ckpt``, an older copy, a file from elsewhere) it
+    starts a new run folder that records its parent, so the run's newer ``last.ckpt`` is never replaced."""
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
-    if checkpoint is None:
-        existing = last_checkpoint(cfg.paths.output_dir)
-        if existing.exists():
+    plan = Plan(run_dir=Path(cfg.paths.output_dir))
+    if checkpoint is not None:
+        ckpt = load_checkpoint(checkpoint, trust=bool(cfg.get("trust_checkpoint")))
+        resumed_at = int(ckpt["gan"]["iteration"])
+        parent = run_dir_of(checkpoint)
+        in_place = parent is not None and checkpoint.resolve() == last_checkpoint(parent).resolve()
+        plan = Plan(parent if in_place else plan.run_dir, checkpoint, ckpt, resumed_at, in_place)
+    RunLock(plan.run_dir).check_free()  # a run still writing there is named before anything else
+    if not plan.in_place:
+        existing = [p for p in (last_checkpoint(plan.run_dir), plan.run_dir / CONFIG_FILE) if p.exists()]
+        if existing:
             raise RunError(
-                f"{Path(cfg.paths.output_dir)} already holds a run ({existing}); resume it with "
-                f"ckpt_path={existing}, or set paths.output_dir to a new folder"
+                f"{plan.run_dir} already holds a run ({existing[0]}); resume it with "
+                f"ckpt_path={last_checkpoint(plan.run_dir)}, or set paths.output_dir to a new folder"
             )
-        return None, None
-    resumed_at = int(load_checkpoint(checkpoint, trust=bool(cfg.get("trust_checkpoint")))["gan"]["iteration"])
-    run_dir = run_dir_of(checkpoint)
-    if run_dir is not None:
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(run_dir)
-    return checkpoint, resumed_at
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(plan.run_dir)
+    return plan
 
 
 def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float]:
     """Train from a composed config; returns the last training scalars and evaluation figures
-    (``trainer.callback_metrics``). ``callbacks`` run before the config's own (the bench's timers)."""
+    (``trainer.callback_metrics``). ``callbacks`` run before the config's own (the bench's timers).
+
+    Everything that can be refused is checked before the run folder is written: the config, the
+    checkpoint and whether it fits the model, the data files, the folder's lock."""
     validate(cfg)
     unlimited = (None, -1)
     if (cfg.get("iterations") is None and cfg.trainer.get("max_epochs", -1) in unlimited
             and cfg.trainer.get("max_steps", -1) in unlimited and cfg.trainer.get("max_time") is None):
         raise ConfigError("no training budget: set iterations=N (GAN iterations), trainer.max_epochs=N "
                          "or +trainer.max_time=DD:HH:MM:SS")
-    checkpoint, resumed_at = _prepare_run_dir(cfg)
+    plan = plan_run(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    purge = {"purge_step": resumed_at + 1} if resumed_at is not None else {}
+    purge = {"purge_step": plan.resumed_at + 1} if plan.in_place else {}
     run = build_run(cfg, **purge)
     model = run.model
+    if plan.ckpt is not None:
+        check_fits(plan.ckpt, model, plan.checkpoint)
+    rank_zero = rank_zero_only.rank == 0
+    if rank_zero:  # missing or corrupt data files fail now, not after the run folder is written
+        run.datamodule.prepare_data()
+        run.datamodule.setup("fit")
     trainer = build_trainer(cfg, [*callbacks, *run.callbacks], run.loggers)  # resolves precision=auto in cfg
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
 
-    run_dir = Path(cfg.paths.output_dir)
-    if trainer.is_global_zero:
-        write_run_files(run_dir, cfg, resumed_at)
-    if resumed_at is not None:
-        log.info("resuming %s at GAN iteration %d", checkpoint, resumed_at)
-    log.info("run folder: %s", run_dir.resolve())
+    with RunLock(plan.run_dir) if rank_zero else contextlib.nullcontext():
+        if rank_zero:
+            write_run_files(plan.run_dir, cfg, plan.resumed_at if plan.in_place else None)
+            if not plan.in_place:
+                write_hydra_record(plan.run_dir)
+            if plan.checkpoint is not None and not plan.in_place:
+                write_parent(plan.run_dir, plan.checkpoint, plan.resumed_at)
+            move_log_file(plan.run_dir)
+        return _fit(cfg, plan, trainer, run)
+
+
+def _fit(cfg: DictConfig, plan: Plan, trainer: pl.Trainer, run) -> dict[str, float]:
+    if plan.in_place:
+        log.info("resuming %s at GAN iteration %d, in its own run folder", plan.checkpoint, plan.resumed_at)
+    elif plan.checkpoint is not None:
+        log.info("resuming %s at GAN iteration %d in a new run folder (%s records the parent; the parent "
+                 "run's own checkpoints are left as they are)", plan.checkpoint, plan.resumed_at, PARENT_FILE)
+    log.info("run folder: %s", plan.run_dir.resolve())
     if trainer.is_global_zero:
         log.info(batch_size_line(int(cfg.data.batch_size), trainer.world_size, trainer.num_nodes))
 
@@ -84,11 +134,11 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         # the EMA generator is only sampled from, so it stays in eval mode on purpose
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
-        trainer.fit(model, datamodule=run.datamodule, ckpt_path=str(checkpoint) if checkpoint else None,
+        trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=str(plan.checkpoint) if plan.checkpoint else None,
                     weights_only=not cfg.get("trust_checkpoint"))  # plain data only: loading runs no code
     # callback_metrics also come back from spawned DDP workers (STOPPED_BY_SIGNAL among them)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), checkpoint_dir(run_dir))
+    log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), checkpoint_dir(plan.run_dir))
     return metrics
 
 

@@ -19,7 +19,8 @@ CLIP_ALGORITHMS = ("value", "norm")
 
 
 class NetworkUpdates:
-    """Needs of the host module: ``on_nonfinite``, ``skipped_updates``, ``loss``, ``iteration``, the
+    """Needs of the host module: ``on_nonfinite``, ``skipped_updates``, ``skipped_in_a_row`` (per phase),
+    ``max_skipped_in_a_row``, ``loss``, ``iteration``, the
     scheduler factories and Lightning's ``manual_backward``, ``clip_gradients``, ``lr_schedulers``."""
 
     def _update(self, optimizer, loss: Tensor, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
@@ -37,6 +38,7 @@ class NetworkUpdates:
             optimizer.zero_grad(set_to_none=True)
             return
         optimizer.step()
+        self.skipped_in_a_row[phase] = 0
         scheduler = self._scheduler_of(phase)
         if scheduler is not None:
             scheduler.step()
@@ -70,13 +72,16 @@ class NetworkUpdates:
         """True if ``value`` is finite; else stop training (default) or count a skipped update."""
         if bool(torch.isfinite(value).all()):
             return True
-        if self.on_nonfinite == "skip":
+        if self.on_nonfinite == "skip" and self.skipped_in_a_row[phase] + 1 < self.max_skipped_in_a_row:
             self.skipped_updates += 1
+            self.skipped_in_a_row[phase] += 1
             log.warning("non-finite %s %s at GAN iteration %d: update skipped (%d so far)",
                         phase, what, self.iteration + 1, self.skipped_updates)
             return False
+        given_up = (f", {self.max_skipped_in_a_row} {phase} updates in a row not finite (on_nonfinite=skip gives up "
+                    "at model.max_skipped_in_a_row)" if self.on_nonfinite == "skip" else "")
         raise NonFiniteError(
-            f"non-finite {phase} {what} at GAN iteration {self.iteration + 1} ({phase} phase): training "
+            f"non-finite {phase} {what} at GAN iteration {self.iteration + 1} ({phase} phase){given_up}: training "
             "stopped and the last good checkpoint kept. Try a lower learning rate, gradient clipping "
             f"(model.clip_{phase.lower()}={{val: 1.0, algorithm: norm}}), or on_nonfinite=skip"
         )

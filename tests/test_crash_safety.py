@@ -71,11 +71,28 @@ def test_sigterm_and_sigint_save_a_checkpoint_and_exit_cleanly(tmp_path, signum)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out[-3000:]
     assert f"{signal.Signals(signum).name} received" in out
-    stopped = re.search(rf"stopped by {signal.Signals(signum).name} at GAN iteration (\d+); resume with ckpt_path=last", out)
+    stopped = re.search(rf"stopped by {signal.Signals(signum).name} at GAN iteration (\d+); resume with ckpt_path=(\S+)", out)
     assert stopped, out[-3000:]
+    assert Path(stopped.group(2)) == ckpt.resolve()  # the run's real path, wherever it lives
     at = load_checkpoint(ckpt)["gan"]["iteration"]
     assert at == int(stopped.group(1)) >= 15  # saved at the iteration it stopped, not the last period
     resume_to(tmp_path, ckpt, at + 5)
+
+
+def test_sigterm_without_a_checkpoint_callback_does_not_claim_one(tmp_path):
+    proc = start_training(tmp_path, "iterations=100000", "callbacks.checkpoint=null", "log_every=1")
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("runs/**/tensorboard/events.*")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.2)
+    time.sleep(1.0)  # training is under way
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert "SIGTERM received: stopping after this GAN iteration" in out
+    assert "no checkpoint was saved (callbacks.checkpoint is off)" in out
+    assert "saving a checkpoint" not in out and "resume with" not in out
+    assert not list(tmp_path.glob("runs/**/*.ckpt"))
 
 
 def test_a_signal_during_a_sweep_stops_the_whole_sweep_and_reports_earlier_failures(tmp_path):

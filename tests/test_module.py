@@ -212,6 +212,27 @@ def test_nonfinite_loss_with_skip_drops_that_update_and_counts_it(make_cfg, monk
     assert metrics["train/skipped_updates"] == 1
 
 
+def test_skip_gives_up_after_max_skipped_in_a_row_but_not_after_scattered_skips(make_cfg, monkeypatch):
+    real = gan.losses.d_nonsaturating
+    calls = []
+
+    def poisoned_from_the_second_call(real_logits, fake_logits, **kw):
+        calls.append(1)
+        loss = real(real_logits, fake_logits, **kw)
+        return loss * float("nan") if len(calls) >= 2 else loss
+
+    monkeypatch.setattr(gan.losses, "d_nonsaturating", poisoned_from_the_second_call)
+    cfg = make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=3")
+    with pytest.raises(NonFiniteError, match=r"GAN iteration 4 .*3 D updates in a row not finite"):
+        train(cfg)
+    # a D update that works in between resets the count: every other call poisoned never gives up
+    calls.clear()
+    monkeypatch.setattr(gan.losses, "d_nonsaturating",
+                        lambda r, f, **kw: real(r, f, **kw) * (float("nan") if calls.append(1) or len(calls) % 2 else 1.0))
+    metrics = train(make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=2", run="second"))
+    assert (metrics["train/iteration"], metrics["train/skipped_updates"]) == (12, 6)
+
+
 def test_joint_d_pass_gives_the_separate_passes_gradients(make_cfg, mnist_root):
     runs = {}
     for joint in ("true", "false"):

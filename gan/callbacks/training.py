@@ -180,13 +180,18 @@ class StopOnSignal(Callback):
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
+        self._checkpoint: IterationCheckpoint | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._checkpoint = next((c for c in trainer.callbacks if isinstance(c, IterationCheckpoint)), None)
 
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = name
-        log.warning("%s received: saving a checkpoint and stopping after this GAN iteration", name)
+        saving = "saving a checkpoint and " if self._checkpoint is not None else ""
+        log.warning("%s received: %sstopping after this GAN iteration", name, saving)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -208,8 +213,15 @@ class StopOnSignal(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
-        if self.received is not None:
-            log.warning("stopped by %s at GAN iteration %d; resume with ckpt_path=last", self.received, pl_module.iteration)
+        if self.received is None:
+            return
+        saved = self._checkpoint is not None and self._checkpoint.last_saved == pl_module.iteration
+        if saved:
+            log.warning("stopped by %s at GAN iteration %d; resume with ckpt_path=%s", self.received,
+                        pl_module.iteration, self._checkpoint.path.resolve())
+        else:
+            log.warning("stopped by %s at GAN iteration %d; no checkpoint was saved (callbacks.checkpoint is off)",
+                        self.received, pl_module.iteration)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._restore()
