@@ -27,7 +27,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_recipe(recipe, overrides, f"{tmp}/run")
-        if kind == "quality":  # iterations = the cap; warmup = eval_every
+        if kind == "flops":  # the work of one GAN iteration of the recipe
+            from bench.efficiency import gflop_per_iteration
+
+            result = {"gflop_per_it": gflop_per_iteration(cfg)}
+        elif kind == "quality":  # iterations = the cap; warmup = eval_every
             result = time_to_quality(cfg, float(os.environ.get("BENCH_FID_THRESHOLD", "100")),
                                      int(iterations), int(warmup), int(os.environ.get("BENCH_EVAL_SAMPLES", "1000")))
         else:

@@ -20,11 +20,16 @@ from pathlib import Path
 
 import torch
 
+from bench.efficiency import ROOF_SIZE, efficiency, roof
 from bench.recipes import PROJECT
 
 # (iterations measured after the warm-up, warm-up iterations, A B rounds) per recipe; the DCGAN
 # costs ~12x the MLP per iteration, and the MLP's short runs are the noisier, so it gets more rounds
 DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30, 4), "cs231n_dcgan": (40, 6, 2)}
+ROOF_LABEL = f"{ROOF_SIZE}^3, best of 7"
+# the default recipe (`make train`) alone: its precision as chosen by trainer.precision=auto, and fp32
+DEFAULT_RECIPE = (60, 10, 2)
+PRECISIONS = {"auto": [], "fp32": ["trainer.precision=32-true"]}
 SWITCHES = {
     "reuse_fake": ["model.reuse_fake=true"],
     "channels_last": ["model.channels_last=true"],
@@ -80,6 +85,34 @@ def compare(recipe: str, iterations: int, warmup: int, rounds: int) -> dict:
     }
 
 
+def default_recipe_rates(scale: float, rounds: int | None) -> dict[str, float]:
+    """Iterations per second of the default recipe under each of ``PRECISIONS``, alternated."""
+    n, warm, default_rounds = DEFAULT_RECIPE
+    n = max(5, int(n * scale))
+    runs: dict[str, list[float]] = {name: [] for name in PRECISIONS}
+    for _ in range(rounds or default_rounds):
+        for name, overrides in PRECISIONS.items():
+            runs[name].append(measure("default", "template", n, warm, overrides)["its"])
+    return {name: statistics.mean(r) for name, r in runs.items()}
+
+
+def efficiency_rows(result: dict, scale: float, rounds: int | None) -> dict:
+    """Per recipe: GFLOP per GAN iteration (counted on one real iteration), GFLOP/s at the measured
+    rate and its share of this run's fp32 roof (bf16 rows count fp32-equivalent FLOPs)."""
+    fp32_roof = result["roof"]["fp32_gflops"]
+    rates = default_recipe_rates(scale, rounds)
+    rows = {}
+    gflop = measure("default", "flops", 0, 0)["gflop_per_it"]
+    for name, its in rates.items():
+        rows[f"default ({name})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
+    for recipe in DEFAULT_ITERATIONS:
+        gflop = measure(recipe, "flops", 0, 0)["gflop_per_it"]
+        rows[recipe] = {"its": result[recipe]["template_its"], **efficiency(gflop, result[recipe]["template_its"], fp32_roof)}
+    for name, row in rows.items():
+        print(f"efficiency {name}: {row}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=None, help="A B pairs per recipe (default: 4 MLP, 2 DCGAN)")
@@ -87,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-switches", action="store_true", help="skip the switch rows")
     parser.add_argument("--switch-recipe", default="cs231n_dcgan")
     parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality run")
+    parser.add_argument("--no-efficiency", action="store_true", help="skip the default recipe's rows and the FLOP counts")
     parser.add_argument("--fid-threshold", type=float, default=100.0, help="FID that counts as good digits")
     parser.add_argument("--quality-iterations", type=int, default=600,
                         help="cap of the time-to-quality run (it stops as soon as the FID is below the threshold)")
@@ -95,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.time()
-    result: dict = {}
+    result: dict = {"roof": roof()}
+    print(f"roof: {result['roof']}", flush=True)
     for recipe, (n, warm, rounds) in DEFAULT_ITERATIONS.items():
         n = max(5, int(n * args.scale))
         result[recipe] = compare(recipe, n, warm, args.rounds or rounds)
         print(f"{recipe}: {result[recipe]}", flush=True)
+    if not args.no_efficiency:
+        result["efficiency"] = efficiency_rows(result, args.scale, args.rounds)
 
     switches: dict = {}
     if not args.no_switches:
@@ -136,6 +173,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(result: dict) -> None:
+    machine_roof = result.get("roof")
+    if machine_roof:
+        bf16 = f", bf16 {machine_roof['bf16_gflops']} GFLOP/s" if "bf16_gflops" in machine_roof else ""
+        print(f"\nthis CPU: {machine_roof['kind']} ({machine_roof['cpu_capability']}); matmul roof {ROOF_LABEL}: "
+              f"fp32 {machine_roof['fp32_gflops']} GFLOP/s{bf16}")
+    rows = result.get("efficiency")
+    if rows:
+        print("\n| recipe | it/s | GFLOP per GAN iteration | GFLOP/s | share of the fp32 roof |")
+        print("|---|---|---|---|---|")
+        for name, r in rows.items():
+            print(f"| {name} | {r['its']:.2f} | {r['gflop_per_it']:.3f} | {r['gflops']:.1f} | {100 * r['of_fp32_roof']:.0f}% |")
     print("\n| recipe | template it/s | plain it/s | ratio (median of pairs) | pair ratios | peak RSS template / plain (MB) |")
     print("|---|---|---|---|---|---|")
     for recipe in DEFAULT_ITERATIONS:

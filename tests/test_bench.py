@@ -51,3 +51,23 @@ def test_table_prints_every_recipe_and_switch(capsys):
                  "switches": {"recipe": "cs231n_dcgan", "reuse_fake": {"its": 2.3, "vs_plain": 1.2, "vs_template_default": 1.15}}})
     out = capsys.readouterr().out
     assert "| cs231n_gan | 2.00 | 1.90 | 1.050 | 1.04 1.06 | 1200 / 900 |" in out and "| reuse_fake | 2.30 |" in out
+
+
+def test_flop_counter_counts_a_matmul_and_its_backward_exactly():
+    from bench.efficiency import FlopCounter
+
+    a, b = torch.randn(4, 5, requires_grad=True), torch.randn(5, 6)
+    with FlopCounter() as counter:
+        (a @ b).sum().backward()
+    assert counter.total == 2 * 4 * 5 * 6 * 2  # forward, and the gradient of a (b needs none)
+
+
+def test_work_of_an_iteration_is_counted_through_gradient_penalties(make_cfg):
+    from bench.efficiency import COUNTED, efficiency, gflop_per_iteration
+
+    plain = gflop_per_iteration(make_cfg(*QUICK, "loss.r1_gamma=0"), start=2)
+    penalised = gflop_per_iteration(make_cfg(*QUICK, "loss.r1_gamma=1", "loss.penalty_every=1", run="r1"), start=2)
+    assert 0 < plain < penalised  # R1's double backward is work too
+    row = efficiency(plain, its=10.0, fp32_roof=100.0)
+    assert row["gflops"] == round(plain * 10, 1) and row["of_fp32_roof"] == round(plain * 10 / 100, 3)
+    assert COUNTED % 4 == 0  # the default recipe's lazy penalties are averaged in
