@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-slow test-gpu bench classifier zoo-report tensorboard clean
+.PHONY: install train test test-slow test-gpu bench profile classifier zoo-report tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test-gpu: $(STAMP)
 ## template vs a plain PyTorch loop, the speed switches, peak memory -> outputs/bench.json (about 10 min)
 bench: $(STAMP)
 	$(PY) -m bench.run $(ARGS)
+
+## where one GAN iteration of the default recipe spends its time, by phase and by op (about 1 min); ARGS="--recipe cs231n_dcgan trainer.precision=32-true"
+profile: $(STAMP)
+	$(PY) -m bench.profile $(ARGS)
 
 ## train (or find cached) the MNIST classifier behind FID/KID/precision/recall (about 70 s)
 classifier: $(STAMP)

@@ -71,3 +71,18 @@ def test_work_of_an_iteration_is_counted_through_gradient_penalties(make_cfg):
     row = efficiency(plain, its=10.0, fp32_roof=100.0)
     assert row["gflops"] == round(plain * 10, 1) and row["of_fp32_roof"] == round(plain * 10 / 100, 3)
     assert COUNTED % 4 == 0  # the default recipe's lazy penalties are averaged in
+
+
+def test_profile_splits_an_iteration_into_its_phases(capsys, monkeypatch):
+    from bench.profile import main as profile_main
+    from tests.conftest import data_root
+
+    monkeypatch.setenv("GAN_DATA_ROOT", str(data_root()))
+    assert profile_main(["--recipe", "cs231n_gan", "--warmup", "2", "--iterations", "3", "--rows", "5",
+                         "data.batch_size=16", "callbacks.progress_bar=null"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in out.splitlines()
+            if line.startswith("| ") and not line.startswith("| phase")}
+    assert rows["D update: backward + step"] > 0 and rows["G update: backward + step"] > 0
+    assert rows["G forward passes"] > 0 and rows["optimizer steps (both networks; inside the updates)"] > 0
+    assert "aten::" in out  # torch's per-op table follows
