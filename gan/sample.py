@@ -33,7 +33,14 @@ from torchvision.utils import save_image
 from gan.config import boolean, fmt, is_int
 from gan.errors import RunError
 from gan.files import write_atomically
-from gan.generate import balanced_labels, class_grid_inputs, load_generator, num_classes, sample_images, unit_images
+from gan.generate import (
+    balanced_labels,
+    class_grid_inputs,
+    load_generator,
+    num_classes,
+    sample_images,
+    unit_images,
+)
 from gan.idx import DataFileError
 from gan.metrics.classifier import load_or_train_classifier, predict
 from gan.noise import NoisePrior

@@ -2,8 +2,6 @@
 label accuracy and intra-FID, and an exact resume."""
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +14,16 @@ from gan.generate import balanced_labels, load_generator, sample_images
 from gan.metrics.conditional import conditional_metrics
 from gan.metrics.evaluator import Evaluator
 from gan.metrics.scores import frechet_distance
-from gan.nets.conditional import ConditionalDiscriminator, ConditionalGenerator, cycling_labels
+from gan.nets.conditional import (
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+    cycling_labels,
+)
 from gan.nets.mlp import MLPDiscriminator, MLPGenerator
 from gan.sample import main as sample_main
 from gan.train import train
-from tests.conftest import PROJECT, QUICK, compose_config, data_root
+from tests.conftest import QUICK, compose_config, data_root
+from tests.test_sample import run_cli
 from tests.test_train import StopAt
 
 CONDITIONAL = ["experiment=conditional_mlp", "data.batch_size=16", "iterations=6", "checkpoint_every=3", "sample_every=3",
@@ -159,16 +162,12 @@ def test_by_class_rows_are_drawn_for_their_label(conditional_ckpt, tmp_path):
     assert out.is_file()
 
 
-def run_sample(*args):
-    return subprocess.run([sys.executable, "-m", "gan.sample", *args], cwd=PROJECT, capture_output=True, text=True, timeout=300)
-
-
 def test_digits_errors_are_one_line(conditional_ckpt, unconditional_ckpt, tmp_path):
-    done = run_sample(f"ckpt={unconditional_ckpt}", "digits=[3]", f"out={tmp_path / 'x.pt'}")
+    done = run_cli(f"ckpt={unconditional_ckpt}", "digits=[3]", f"out={tmp_path / 'x.pt'}")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "digits=[3]: this checkpoint's generator is unconditional" in done.stderr
-    done = run_sample(f"ckpt={conditional_ckpt}", "digits=[10]", f"out={tmp_path / 'x.pt'}")
+    done = run_cli(f"ckpt={conditional_ckpt}", "digits=[10]", f"out={tmp_path / 'x.pt'}")
     assert done.returncode == 1 and "digits=[10]: must be a non-empty list of class indices 0-9" in done.stderr
 
 
