@@ -68,8 +68,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
         conditioning: null (unconditional), or ``projection``, ``concat`` or ``acgan``: a
             class-conditional GAN (:mod:`gan.nets.conditional`). ``generator`` is then a partial
             taking ``noise_dim``; real labels come with the batches, fake labels are drawn uniformly.
-        num_classes, label_dim: the labels' count and G's label embedding size (conditional only).
-        class_weight: weight of the ACGAN class cross-entropy in both losses.
+        label_dim: the size of G's label embedding (conditional only). Both datasets have 10
+            classes (:data:`gan.nets.conditional.NUM_CLASSES`); ACGAN's class cross-entropy is
+            added to both losses with weight 1, as in Odena et al. 2017.
     """
 
     def __init__(
@@ -98,19 +99,16 @@ class GAN(NetworkUpdates, pl.LightningModule):
         n_fixed_noise: int = 64,
         fixed_noise_seed: int | None = 0,
         conditioning: str | None = None,
-        num_classes: int = 10,
         label_dim: int = 32,
-        class_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.num_classes = None  # None: unconditional
         if conditioning is not None:
             _check_conditional_recipe(conditioning, schedule, loss)
-            generator, discriminator = conditional_networks(generator, discriminator, noise.dim, num_classes, conditioning, label_dim)
+            generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim)
             self.num_classes = discriminator.num_classes
         # class logits D returns after its adversarial logit (ACGAN), else 0
         self.auxiliary_classes = getattr(discriminator, "auxiliary_classes", 0)
-        self.class_weight = float(class_weight)
         self.automatic_optimization = False
         self.schedule = one_of("model.schedule", schedule, SCHEDULES)
         self.d_steps = positive_int("model.d_steps", d_steps)
@@ -199,7 +197,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
                 class_loss = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, fake_labels)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
             if self.auxiliary_classes:
-                d_loss = d_loss + self.class_weight * class_loss
+                d_loss = d_loss + class_loss
             if penalise:  # R1 at real, R2 at generated images, from this same pass
                 d_loss = d_loss + self.loss.gradient_penalties(real_logits, fake_logits, d_real, d_fake)
             if self.loss.penalty is not None:
@@ -216,7 +214,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
                 real_scores = self._real_scores(real, labels) if self.loss.g_needs_real else None
                 if self.auxiliary_classes:  # ACGAN: G also makes D name the class it drew for
                     scores, classes = _split(scores)
-                    g_loss = self.loss.g_loss(scores, real_scores) + self.class_weight * F.cross_entropy(classes, fake_labels)
+                    g_loss = self.loss.g_loss(scores, real_scores) + F.cross_entropy(classes, fake_labels)
                 else:
                     g_loss = self.loss.g_loss(scores, real_scores)
                 self._update(opt_g, g_loss, self.generator, self.clip_g, "G")

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from gan.config import ConfigError, one_of, positive_int
 
 CONDITIONINGS = ("projection", "concat", "acgan")
+NUM_CLASSES = 10  # MNIST's digits, Fashion-MNIST's clothes
 CONCAT_HIDDEN = 256
 
 
@@ -44,9 +45,9 @@ class ConditionalGenerator(nn.Module):
         label_dim: size of the label embedding.
     """
 
-    def __init__(self, generator: Callable[..., nn.Module], noise_dim: int, num_classes: int = 10, label_dim: int = 32) -> None:
+    def __init__(self, generator: Callable[..., nn.Module], noise_dim: int, num_classes: int = NUM_CLASSES, label_dim: int = 32) -> None:
         super().__init__()
-        self.num_classes = positive_int("model.num_classes", num_classes)
+        self.num_classes = positive_int("num_classes", num_classes)
         self.noise_dim = positive_int("model.noise.dim", noise_dim)
         self.embed = nn.Embedding(self.num_classes, positive_int("model.label_dim", label_dim))
         self.net = generator(noise_dim=noise_dim + label_dim)
@@ -69,10 +70,10 @@ class ConditionalDiscriminator(nn.Module):
         label_dim: size of the label embedding of ``concat`` (``projection`` embeds in phi's size).
     """
 
-    def __init__(self, discriminator: nn.Module, num_classes: int = 10, conditioning: str = "projection", label_dim: int = 32) -> None:
+    def __init__(self, discriminator: nn.Module, num_classes: int = NUM_CLASSES, conditioning: str = "projection", label_dim: int = 32) -> None:
         super().__init__()
         self.conditioning = one_of("model.conditioning", conditioning, CONDITIONINGS)
-        self.num_classes = positive_int("model.num_classes", num_classes)
+        self.num_classes = positive_int("num_classes", num_classes)
         classify = getattr(discriminator, "classify", None)
         if not isinstance(classify, nn.Linear) or getattr(discriminator, "features", None) is None:
             raise ConfigError(f"model.conditioning={conditioning}: the discriminator {type(discriminator).__name__} has no "
@@ -105,8 +106,8 @@ class ConditionalDiscriminator(nn.Module):
 
 
 def conditional_networks(
-    generator: Callable[..., nn.Module], discriminator: nn.Module, noise_dim: int, num_classes: int, conditioning: str,
-    label_dim: int,
+    generator: Callable[..., nn.Module], discriminator: nn.Module, noise_dim: int, conditioning: str, label_dim: int,
+    num_classes: int = NUM_CLASSES,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator]:
     """The conditional G and D of ``model.conditioning``, from the model's G partial and its D."""
     if isinstance(generator, nn.Module):
