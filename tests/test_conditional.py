@@ -24,7 +24,7 @@ from gan.sample import main as sample_main
 from gan.train import train
 from tests.conftest import QUICK, compose_config, data_root
 from tests.test_sample import run_cli
-from tests.test_train import StopAt
+from tests.test_train import StopAt, events
 
 CONDITIONAL = ["experiment=conditional_mlp", "data.batch_size=16", "iterations=6", "checkpoint_every=3", "sample_every=3",
                "log_every=2", "callbacks.evaluation=null"]
@@ -120,6 +120,9 @@ def test_conditional_default_recipe_trains_and_logs_label_accuracy(make_cfg, cac
                    "callbacks.evaluation.recipe=quick", "trainer.precision=32-true")
     metrics = train(cfg)
     assert 0.0 <= float(metrics["val/label_accuracy"]) <= 1.0 and float(metrics["val/intra_fid"]) > 0
+    tensorboard = events(Path(cfg.paths.output_dir))
+    assert "samples/by_class" in tensorboard.Tags()["images"]
+    assert [e.step for e in tensorboard.Scalars("val/label_accuracy")] == [2]
 
 
 def test_resume_of_a_conditional_run_is_exact(make_cfg):
