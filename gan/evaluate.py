@@ -7,11 +7,16 @@
 in [0, 1], or in [-1, 1] (recognised by a negative minimum), or uint8 in [0, 255]; ``n=`` then keeps
 the first ``n``. Other options: ``recipe=full|quick`` (the feature classifier; see
 :mod:`gan.metrics.classifier`), ``data_root=PATH`` (a folder holding ``MNIST/raw``; default
-``$GAN_DATA_ROOT``), ``device=cpu`` (where G runs).
+``$GAN_DATA_ROOT``), ``device=cpu`` (where G runs), ``dataset=MNIST|FashionMNIST`` (what a samples
+file is measured against; a checkpoint's own dataset is read from its config).
+
+A conditional checkpoint draws every class, balanced, and adds ``label_accuracy`` (the share the
+dataset's classifier reads as the requested class), ``intra_fid`` (the mean of the per-class FIDs)
+and ``per_class`` (each class's ``n``, ``label_accuracy``, ``fid``; rows in the printed table).
 
 It prints a table of every metric of :mod:`gan.metrics.evaluator` with the floor (``n`` real training
 images against the MNIST test split) beside it, and with ``out=`` writes JSON whose top-level keys are
-the metric names, ``floor`` (the same keys for real data) and ``n``. A bad input ends with one
+the metric names, ``floor`` (the same keys for real data), ``n`` and ``dataset``. A bad input ends with one
 ``error:`` line and exit status 1 (2 for a usage error).
 """
 
@@ -29,8 +34,9 @@ from gan.cli import UsageError, device_arg, parse_args, whole_number, writable_o
 from gan.config import boolean
 from gan.errors import ConfigError, RunError
 from gan.files import write_atomically
-from gan.generate import load_generator, sample_images
+from gan.generate import balanced_labels, load_run, num_classes, sample_images
 from gan.idx import DataFileError
+from gan.metrics.conditional import conditional_metrics, format_per_class
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator, format_report
 
 log = logging.getLogger("gan.evaluate")
@@ -38,9 +44,10 @@ log = logging.getLogger("gan.evaluate")
 USAGE = (
     "usage: python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]\n"
     "       python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]\n"
-    "  options: recipe=full|quick  data_root=PATH  device=cpu  ema=true|false (a checkpoint's EMA G or raw G)  trust_checkpoint=false"
+    "  options: recipe=full|quick  data_root=PATH  device=cpu  ema=true|false (a checkpoint's EMA G or raw G)  trust_checkpoint=false\n"
+    "           dataset=MNIST|FashionMNIST (of a samples file)"
 )
-KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device", "ema", "trust_checkpoint"}
+KEYS = {"ckpt", "samples", "n", "seed", "out", "recipe", "data_root", "device", "ema", "trust_checkpoint", "dataset"}
 
 
 class SamplesError(ValueError):
@@ -90,6 +97,7 @@ def to_unit_images(x: Tensor, what: str = "samples") -> Tensor:
 def run(args) -> dict:
     """Evaluate as ``args`` ask (checked by :func:`check_args`); prints the table, returns the report."""
     n = whole_number(args, "n", None, least=1)
+    dataset, labels = str(args.get("dataset", "MNIST")), None
     if args.get("samples") is not None:
         samples = load_samples(str(args.samples))
         if n is not None:
@@ -99,20 +107,27 @@ def run(args) -> dict:
         source = f"samples {args.samples}"
     else:
         ema, trust = boolean("ema", args.get("ema", True)), boolean("trust_checkpoint", args.get("trust_checkpoint", False))
-        generator, noise = load_generator(str(args.ckpt), device_arg(args), ema=ema, trust=trust)
+        generator, noise, cfg = load_run(str(args.ckpt), device_arg(args), ema=ema, trust=trust)
+        dataset = str(cfg.data.get("dataset", "MNIST"))
         n = 10000 if n is None else n
         seed = whole_number(args, "seed", 0, least=0)
-        samples = sample_images(generator, noise, n, seed=seed)
+        if num_classes(generator) is not None:  # a conditional G: every class, balanced
+            labels = balanced_labels(n, range(num_classes(generator)))
+        samples = sample_images(generator, noise, n, seed=seed, labels=labels)
         source = f"checkpoint {args.ckpt} (seed {seed})"
 
     if len(samples) < MIN_SAMPLES:
         raise SamplesError(f"{source} gives {len(samples)} images; need at least {MIN_SAMPLES}")
-    evaluator = Evaluator.from_recipe(args.get("data_root"), str(args.get("recipe", "full")))
+    evaluator = Evaluator.from_recipe(args.get("data_root"), str(args.get("recipe", "full")), dataset=dataset)
     report = evaluator.report(samples)
+    if labels is not None:
+        report |= conditional_metrics(evaluator, samples, labels)
     clf = evaluator.classifier
-    print(f"{source}: {len(samples)} images; features of the MNIST classifier '{clf.recipe.name}' "
+    print(f"{source}: {len(samples)} images; features of the {dataset} classifier '{clf.recipe.name}' "
           f"({clf.fingerprint}, test accuracy {clf.test_accuracy:.4f})")
     print(format_report(report))
+    if labels is not None:
+        print(format_per_class(report, dataset))
     if args.get("out") is not None:
         path = write_atomically(Path(str(args.out)), lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
         print(f"wrote {path}")

@@ -6,42 +6,69 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from gan.build import instantiate
 from gan.checkpoints import checkpoint_config, load_checkpoint
 from gan.errors import RunError
 from gan.images import output_range, to_unit_range
+from gan.nets.conditional import ConditionalGenerator
 from gan.noise import NoisePrior
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: Tensor) -> Tensor:
-    """G(z) with G in eval mode (BatchNorm uses its running statistics), restoring its mode after."""
+def generate(generator: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    """G(z) (or G(z, labels) for a conditional G) with G in eval mode (BatchNorm uses its running
+    statistics), restoring its mode after."""
     was_training = generator.training
     generator.eval()
     try:
-        return generator(z)
+        return generator(z) if labels is None else generator(z, labels.to(z.device))
     finally:
         generator.train(was_training)
 
 
-def unit_images(generator: nn.Module, z: Tensor) -> Tensor:
-    """G(z) mapped to [0, 1] on the CPU, whatever G's output activation."""
+def unit_images(generator: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    """G(z) (or G(z, labels)) mapped to [0, 1] on the CPU, whatever G's output activation."""
     value_range = output_range(getattr(generator, "output_activation", "tanh"))
-    return to_unit_range(generate(generator, z), value_range).cpu()
+    return to_unit_range(generate(generator, z, labels), value_range).cpu()
 
 
-def sample_images(generator: nn.Module, noise: NoisePrior, n: int, seed: int = 0, batch_size: int = 500) -> Tensor:
+def sample_images(
+    generator: nn.Module, noise: NoisePrior, n: int, seed: int = 0, batch_size: int = 500, labels: Tensor | None = None
+) -> Tensor:
     """``n`` samples in [0, 1] as an ``(n, 1, 28, 28)`` CPU tensor; the same seed gives the same samples.
-    The noise comes from a generator of its own, so the global RNG (the training's) is untouched."""
+    The noise comes from a generator of its own, so the global RNG (the training's) is untouched.
+    ``labels`` (``(n,)`` class indices): the classes a conditional G draws, one per sample."""
     device = next(generator.parameters()).device
     g = torch.Generator().manual_seed(seed)
     chunks = []
     for start in range(0, n, batch_size):
         z = noise.sample(min(batch_size, n - start), generator=g).to(device)
-        chunks.append(unit_images(generator, z))
+        chunk_labels = None if labels is None else labels[start : start + len(z)]
+        chunks.append(unit_images(generator, z, chunk_labels))
     return torch.cat(chunks)
+
+
+def num_classes(generator: nn.Module) -> int | None:
+    """The number of classes a conditional generator draws, None for an unconditional one."""
+    return getattr(generator, "num_classes", None)
+
+
+def balanced_labels(n: int, classes: list[int] | range) -> Tensor:
+    """``n`` labels split as evenly as possible between ``classes``, in blocks (the first classes
+    take one more when ``n`` does not divide): ``balanced_labels(5, [0, 5])`` is ``[0, 0, 0, 5, 5]``."""
+    classes = list(classes)
+    counts = [n // len(classes) + (i < n % len(classes)) for i in range(len(classes))]
+    return torch.tensor(classes, dtype=torch.long).repeat_interleave(torch.tensor(counts))
+
+
+def class_grid_inputs(noise_columns: Tensor, classes: int) -> tuple[Tensor, Tensor]:
+    """``(z, labels)`` of a by-class grid: row k is label k, column j the same noise in every row."""
+    z = noise_columns.repeat(classes, 1)
+    labels = torch.arange(classes, device=noise_columns.device).repeat_interleave(len(noise_columns))
+    return z, labels
 
 
 EMA_PREFIX = "generator_ema.average."
@@ -54,9 +81,19 @@ def load_generator(
     """The trained generator (in eval mode) of a checkpoint and the noise prior it was trained on:
     the EMA generator when the checkpoint has one and ``ema`` is true, else the raw G. ``trust``:
     see :func:`gan.checkpoints.load_checkpoint`."""
+    generator, noise, _ = load_run(ckpt_path, device, ema, trust)
+    return generator, noise
+
+
+def load_run(
+    ckpt_path: str | Path, device: str | torch.device = "cpu", ema: bool = True, trust: bool = False
+) -> tuple[nn.Module, NoisePrior, DictConfig]:
+    """:func:`load_generator` and the run's config (which dataset it trained on, its conditioning)."""
     ckpt = load_checkpoint(ckpt_path, trust)
     cfg = checkpoint_config(ckpt, ckpt_path)
     generator: nn.Module = instantiate(cfg.model.generator)
+    if cfg.model.get("conditioning") is not None:  # G was built by the GAN around the config's partial
+        generator = ConditionalGenerator(generator, cfg.model.noise.dim, label_dim=cfg.model.label_dim)
     has_ema = any(k.startswith(EMA_PREFIX) for k in ckpt["state_dict"])
     prefix = EMA_PREFIX if ema and has_ema else RAW_PREFIX
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
@@ -64,4 +101,4 @@ def load_generator(
         generator.load_state_dict(state)
     except RuntimeError as err:
         raise RunError(f"{ckpt_path}: the generator's weights do not fit its saved config ({err})") from err
-    return generator.to(device).eval(), instantiate(cfg.model.noise)
+    return generator.to(device).eval(), instantiate(cfg.model.noise), cfg

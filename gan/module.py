@@ -14,6 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan import rng
@@ -22,6 +23,7 @@ from gan.config import ConfigError, one_of, positive_int
 from gan.ema import GeneratorEMA
 from gan.images import output_range
 from gan.losses import AdversarialLoss
+from gan.nets.conditional import conditional_networks
 from gan.noise import NoisePrior
 from gan.updates import NetworkUpdates, check_clip
 
@@ -65,6 +67,12 @@ class GAN(NetworkUpdates, pl.LightningModule):
         log_every: write the scalars averaged over this many iterations (``${log_every}``).
         n_fixed_noise: size of the fixed noise batch drawn for the sample grids.
         fixed_noise_seed: seeds the fixed noise (``${seed}``), so the same seed gives the same grid inputs.
+        conditioning: null (unconditional), or ``projection``, ``concat`` or ``acgan``: a
+            class-conditional GAN (:mod:`gan.nets.conditional`). ``generator`` is then a partial
+            taking ``noise_dim``; real labels come with the batches, fake labels are drawn uniformly.
+        label_dim: the size of G's label embedding (conditional only). Both datasets have 10
+            classes (:data:`gan.nets.conditional.NUM_CLASSES`); ACGAN's class cross-entropy is
+            added to both losses with weight 1, as in Odena et al. 2017.
     """
 
     def __init__(
@@ -93,8 +101,17 @@ class GAN(NetworkUpdates, pl.LightningModule):
         log_every: int = 10,
         n_fixed_noise: int = 64,
         fixed_noise_seed: int | None = 0,
+        conditioning: str | None = None,
+        label_dim: int = 32,
     ) -> None:
         super().__init__()
+        self.num_classes = None  # None: unconditional
+        if conditioning is not None:
+            _check_conditional_recipe(conditioning, schedule, loss)
+            generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim)
+            self.num_classes = discriminator.num_classes
+        # class logits D returns after its adversarial logit (ACGAN), else 0
+        self.auxiliary_classes = getattr(discriminator, "auxiliary_classes", 0)
         self.automatic_optimization = False
         self.schedule = one_of("model.schedule", schedule, SCHEDULES)
         self.d_steps = positive_int("model.d_steps", d_steps)
@@ -161,6 +178,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        labels = batch[1] if self.num_classes is not None else None  # the real images' classes
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         if self.schedule == "simultaneous":
@@ -170,15 +188,21 @@ class GAN(NetworkUpdates, pl.LightningModule):
 
         # ---- Train Discriminator: real images towards "real", G's samples towards "fake" ----
         for step in range(self.d_steps):
+            fake_labels = self.sample_labels(n)  # None when unconditional
             if self.reuse_fake:
-                fake = self.generator(self.sample_noise(n))  # keeps its graph for the G phase
+                fake = self._generate(self.sample_noise(n), fake_labels)  # keeps its graph for the G phase
             else:
                 with torch.no_grad():
-                    fake = self.generator(self.sample_noise(n))
+                    fake = self._generate(self.sample_noise(n), fake_labels)
             penalise = self.loss.penalises_gradients(self.iteration * self.d_steps + step)
             d_real, d_fake = _inputs_for_d(real, fake, penalise)
-            real_logits, fake_logits = self._discriminate(d_real, d_fake)
+            real_logits, fake_logits = self._discriminate(d_real, d_fake, labels, fake_labels)
+            if self.auxiliary_classes:  # ACGAN: D also names the class of real and generated images
+                (real_logits, real_classes), (fake_logits, fake_classes) = _split(real_logits), _split(fake_logits)
+                class_loss = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, fake_labels)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
+            if self.auxiliary_classes:
+                d_loss = d_loss + class_loss
             if penalise:  # R1 at real, R2 at generated images, from this same pass
                 d_loss = d_loss + self.loss.gradient_penalties(real_logits, fake_logits, d_real, d_fake)
             if self.loss.penalty is not None:
@@ -189,8 +213,15 @@ class GAN(NetworkUpdates, pl.LightningModule):
         with self.toggled_optimizer(opt_g):
             for step in range(self.g_steps):
                 if not (self.reuse_fake and step == 0):
-                    fake = self.generator(self.sample_noise(n))
-                g_loss = self.loss.g_loss(self.discriminator(fake), self._real_scores(real) if self.loss.g_needs_real else None)
+                    fake_labels = self.sample_labels(n)
+                    fake = self._generate(self.sample_noise(n), fake_labels)
+                scores = self._score(fake, fake_labels)
+                real_scores = self._real_scores(real, labels) if self.loss.g_needs_real else None
+                if self.auxiliary_classes:  # ACGAN: G also makes D name the class it drew for
+                    scores, classes = _split(scores)
+                    g_loss = self.loss.g_loss(scores, real_scores) + F.cross_entropy(classes, fake_labels)
+                else:
+                    g_loss = self.loss.g_loss(scores, real_scores)
                 self._update(opt_g, g_loss, self.generator, self.clip_g, "G")
         self._update_ema(n)
 
@@ -213,18 +244,36 @@ class GAN(NetworkUpdates, pl.LightningModule):
         self._update_ema(real.shape[0])
         return iteration_scalars(d_loss, g_loss, real_logits, fake_logits, self.loss.g_needs_real)
 
-    def _discriminate(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    def _discriminate(
+        self, real: Tensor, fake: Tensor, real_labels: Tensor | None = None, fake_labels: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """D's logits for the real and the generated batch: one pass over both with ``joint_d_pass``
         (the same numbers up to rounding, fewer and larger ops), else a pass each."""
         if self.joint_d_pass:
-            real_logits, fake_logits = self.discriminator(torch.cat([real, fake])).split([len(real), len(fake)])
+            labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+            real_logits, fake_logits = self._score(torch.cat([real, fake]), labels).split([len(real), len(fake)])
             return real_logits, fake_logits
-        return self.discriminator(real), self.discriminator(fake)
+        return self._score(real, real_labels), self._score(fake, fake_labels)
 
     @torch.no_grad()
-    def _real_scores(self, real: Tensor) -> Tensor:
+    def _real_scores(self, real: Tensor, labels: Tensor | None = None) -> Tensor:
         """D's logits for the real batch, as constants of a relativistic G loss."""
-        return self.discriminator(real)
+        scores = self._score(real, labels)
+        return _split(scores)[0] if self.auxiliary_classes else scores
+
+    # ------------------------------------------------------------------ labels (conditional GANs)
+    def sample_labels(self, n: int) -> Tensor | None:
+        """Labels for ``n`` generated images, uniform over the classes; None when unconditional
+        (which then draws nothing, so its random stream is what it always was)."""
+        if self.num_classes is None:
+            return None
+        return torch.randint(0, self.num_classes, (n,), device=self.device)
+
+    def _generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        return self.generator(z) if labels is None else self.generator(z, labels)
+
+    def _score(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        return self.discriminator(x) if labels is None else self.discriminator(x, labels)
 
     def _update_ema(self, batch_size: int) -> None:
         if self.generator_ema is not None:
@@ -294,6 +343,19 @@ class GAN(NetworkUpdates, pl.LightningModule):
         self.skipped_updates = int(state.get("skipped_updates", 0))
         self.skipped_in_a_row = {"D": 0, "G": 0, **state.get("skipped_in_a_row", {})}
         self._pending_rng = state.get("rng")
+
+
+def _split(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """An ACGAN D's output: the adversarial logit ``(n, 1)`` and the class logits ``(n, K)``."""
+    return logits[:, :1], logits[:, 1:]
+
+
+def _check_conditional_recipe(conditioning: str, schedule: str, loss: AdversarialLoss) -> None:
+    if schedule != "alternating":
+        raise ConfigError(f"model.conditioning={conditioning} needs model.schedule=alternating")
+    if loss.penalty is not None:
+        raise ConfigError(f"model.conditioning={conditioning}: loss={loss.name} calls D without labels in its penalty; "
+                          "use a loss without one (rpgan, hinge, nonsaturating...)")
 
 
 def _inputs_for_d(real: Tensor, fake: Tensor, penalise: bool) -> tuple[Tensor, Tensor]:

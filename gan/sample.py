@@ -8,7 +8,12 @@ Modes:
   images walking from one to the other: linearly, then spherically (slerp, White 2016).
 - ``by_class``: a row per digit 0-9 of ``per_class`` samples the MNIST feature classifier
   (:mod:`gan.metrics.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
-  ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells.
+  ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells. On a
+  conditional checkpoint row k is drawn *for* label k instead, the same noise down each column.
+
+``digits=[3]`` (a conditional checkpoint only: ``model.conditioning``) draws only those classes,
+``n`` split evenly between them (``digits=[0,5]``); the default is every class, balanced. On
+Fashion-MNIST the digits are the class indices (0 T-shirt/top ... 9 Ankle boot).
 
 The generator is rebuilt from the run's saved config and loaded from the checkpoint: its moving
 average (``model.ema``) when the run kept one, the raw G with ``ema=false``. It draws in eval mode
@@ -25,10 +30,17 @@ from torch import Tensor, nn
 from torchvision.utils import save_image
 
 from gan.cli import UsageError, device_arg, parse_args, whole_number, writable_output
-from gan.config import boolean
+from gan.config import boolean, fmt, is_int
 from gan.errors import ConfigError, RunError
 from gan.files import write_atomically
-from gan.generate import load_generator, sample_images, unit_images
+from gan.generate import (
+    balanced_labels,
+    class_grid_inputs,
+    load_generator,
+    num_classes,
+    sample_images,
+    unit_images,
+)
 from gan.idx import DataFileError
 from gan.metrics.classifier import load_or_train_classifier, predict
 from gan.noise import NoisePrior
@@ -37,8 +49,31 @@ OUTPUT_KINDS = (".png", ".pt")
 MODES = ("grid", "interpolate", "by_class")
 USAGE = (
     "usage: python -m gan.sample ckpt=PATH [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0] [ema=true]\n"
-    "  grid: [n=64] [nrow=8]   interpolate: [pairs=4] [steps=10]   by_class: [per_class=8] [max_samples=10000] [recipe=full]"
+    "  grid: [n=64] [nrow=8]   interpolate: [pairs=4] [steps=10]   by_class: [per_class=8] [max_samples=10000] [recipe=full]\n"
+    "  conditional checkpoints: [digits=[3] or [0,5]: only these classes, n split evenly]"
 )
+
+
+def chosen_classes(digits, classes: int | None) -> list[int] | None:
+    """The classes ``digits=`` asks for: None (not given: every class of a conditional G), else a
+    checked list; a ``ValueError`` naming ``digits=`` for an unconditional G or a bad class."""
+    if digits is None:
+        return None
+    if classes is None:
+        raise ValueError(f"digits={fmt(digits)}: this checkpoint's generator is unconditional (trained without "
+                         "model.conditioning), so it cannot be asked for classes; train with experiment=conditional")
+    ok = not isinstance(digits, (str, bytes)) and hasattr(digits, "__iter__") and len(digits) > 0
+    if not (ok and all(is_int(d) and 0 <= d < classes for d in digits)):
+        raise ValueError(f"digits={fmt(digits)}: must be a non-empty list of class indices 0-{classes - 1}, e.g. [3] or [0,5]")
+    return sorted({int(d) for d in digits})
+
+
+def conditional_by_class(generator: nn.Module, noise: NoisePrior, classes: list[int], per_class: int, seed: int = 0) -> Tensor:
+    """Row k drawn for ``classes[k]``, column j from the same noise in every row."""
+    columns = noise.sample(per_class, generator=torch.Generator().manual_seed(seed))
+    z, rows = class_grid_inputs(columns, len(classes))
+    labels = torch.tensor(classes)[rows]
+    return unit_images(generator, z.to(next(generator.parameters()).device), labels)
 
 
 def write_samples(images: Tensor, out: str | Path, nrow: int = 8) -> Path:
@@ -102,7 +137,7 @@ def images_by_class(
 
 
 KEYS = {"ckpt", "mode", "out", "seed", "ema", "device", "trust_checkpoint", "n", "nrow", "pairs", "steps",
-        "per_class", "max_samples", "recipe", "data_root"}
+        "per_class", "max_samples", "recipe", "data_root", "digits"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,9 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     extra = None
     try:
         generator, noise = load_generator(str(args.ckpt), device, ema=ema, trust=trust)
+        classes = chosen_classes(args.get("digits"), num_classes(generator))
+        if num_classes(generator) is not None and classes is None:
+            classes = list(range(num_classes(generator)))
         if mode == "grid":
-            images, nrow = sample_images(generator, noise, sizes["n"], seed=seed), sizes["nrow"]
-            note = f"{sizes['n']} samples"
+            labels = None if classes is None else balanced_labels(sizes["n"], classes)
+            images, nrow = sample_images(generator, noise, sizes["n"], seed=seed, labels=labels), sizes["nrow"]
+            note = f"{sizes['n']} samples" + ("" if classes is None else f" of classes {classes}, split evenly")
+        elif mode == "by_class" and classes is not None:
+            images, nrow = conditional_by_class(generator, noise, classes, sizes["per_class"], seed), sizes["per_class"]
+            note = f"row k drawn for class {classes}[k], the same noise down each column"
         elif mode == "interpolate":
             images = interpolate_images(generator, noise, sizes["pairs"], sizes["steps"], seed=seed)
             nrow = sizes["steps"]

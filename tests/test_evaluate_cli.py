@@ -34,8 +34,8 @@ def test_samples_file_round_trips_into_json_with_every_key(cache, real_file, tmp
     printed = capsys.readouterr().out
     assert "floor" in printed and all(k in printed for k in METRICS)
     report = json.loads(out.read_text())
-    assert set(report) == set(METRICS) | {"floor", "n"}
-    assert set(report["floor"]) == set(METRICS) and report["n"] == N
+    assert set(report) == set(METRICS) | {"floor", "n", "dataset"}
+    assert set(report["floor"]) == set(METRICS) and report["n"] == N and report["dataset"] == "MNIST"
     # [-1, 1] was recognised: real test digits score like real data
     assert report["coverage"] == 10 and report["precision"] > 0.7
     assert report["fid"] < 2 * report["floor"]["fid"] + 1

@@ -26,8 +26,9 @@ from gan.callbacks.training import StopOnSignal
 from gan.checkpoints import BEST_FID, checkpoint_dir, save_atomically
 from gan.config import ConfigError, positive_int
 from gan.files import write_atomically
-from gan.generate import sample_images
+from gan.generate import balanced_labels, sample_images
 from gan.metrics.classifier import get_recipe
+from gan.metrics.conditional import conditional_metrics, summary
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ class Evaluation(Callback):
         data_root: folder holding ``MNIST/raw`` (default ``$GAN_DATA_ROOT``, else ``./data``).
         seed: seeds the evaluation noise.
         batch_size: generator batch when drawing the samples.
-        dataset: the data module's dataset; the metrics measure MNIST digits, so for any other
-            (``FashionMNIST``) the callback warns once and does nothing.
+        dataset: the data module's dataset (``MNIST``, ``FashionMNIST``): the classifier, the
+            reference statistics and the floor are that dataset's.
     """
 
     def __init__(
@@ -76,9 +77,7 @@ class Evaluation(Callback):
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.final = bool(final)  # also evaluate when training ends (off: only every `every` iterations)
-        self.enabled = dataset == "MNIST"
-        if not self.enabled:
-            log.warning("evaluation is off: its metrics measure MNIST digits, and the data is %s", dataset)
+        self.dataset = dataset
         self.best_fid = math.inf
         self.best_iteration: int | None = None
         self.last_evaluated: int | None = None
@@ -92,7 +91,7 @@ class Evaluation(Callback):
     @property
     def evaluator(self) -> Evaluator:
         if self._evaluator is None:  # the classifier trains (or loads) at the first evaluation
-            self._evaluator = Evaluator.from_recipe(self.data_root, self.recipe)
+            self._evaluator = Evaluator.from_recipe(self.data_root, self.recipe, dataset=self.dataset)
         return self._evaluator
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -137,11 +136,14 @@ class Evaluation(Callback):
         """``n_samples`` images in [0, 1] from the same noise every time (G in eval mode, no_grad),
         drawn from ``generator`` (default: the EMA generator when there is one, else G)."""
         generator = pl_module.sampling_generator if generator is None else generator
-        return sample_images(generator, pl_module.noise, self.n_samples, self.seed, self.batch_size)
+        return sample_images(generator, pl_module.noise, self.n_samples, self.seed, self.batch_size, self.labels(pl_module))
+
+    def labels(self, pl_module: pl.LightningModule) -> Tensor | None:
+        """A conditional GAN's sample labels: every class, balanced; None for an unconditional GAN."""
+        classes = getattr(pl_module, "num_classes", None)
+        return None if classes is None else balanced_labels(self.n_samples, range(classes))
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
-        if not self.enabled:
-            return None
         it = pl_module.iteration
         result = None
         if trainer.is_global_zero:
@@ -149,7 +151,10 @@ class Evaluation(Callback):
             # training's RNG as it was: the weights never depend on the evaluation cadence
             cuda = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
             with torch.random.fork_rng(devices=cuda):
-                metrics = self.evaluator.metrics(self.samples(pl_module))
+                samples = self.samples(pl_module)
+                metrics = self.evaluator.metrics(samples)
+                if getattr(pl_module, "num_classes", None) is not None:  # label_accuracy, intra_fid
+                    metrics |= summary(conditional_metrics(self.evaluator, samples, self.labels(pl_module)))
                 if pl_module.generator_ema is not None:  # the raw G beside its average
                     metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator))
                 result = (metrics, self.evaluator.floor(self.n_samples))
@@ -174,6 +179,8 @@ class Evaluation(Callback):
                 it, self.n_samples, metrics["fid"], floor["fid"], metrics["kid"], metrics["precision"],
                 metrics["recall"], metrics["coverage"], metrics["classifier_score"], " (best so far)" if improved else "",
             )
+            if "label_accuracy" in metrics:
+                log.info("label accuracy %.4f, intra-FID %.3f", metrics["label_accuracy"], metrics.get("intra_fid", math.nan))
         if improved and self.best_path is not None:
             self._save_best(trainer, pl_module, it)
         return metrics

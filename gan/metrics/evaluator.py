@@ -50,6 +50,7 @@ from gan.metrics.classifier import (
     MNISTClassifier,
     as_unit_images,
     cache_dir,
+    cache_prefix,
     load_or_train_classifier,
     predict,
     resolve_data_root,
@@ -136,13 +137,16 @@ class Evaluator:
         data_root: folder holding ``MNIST/raw`` (default: ``$GAN_DATA_ROOT``, else ``./data``).
         directory: where reference statistics and floors are cached (default: the classifier cache).
         k: neighbours for the precision/recall manifolds.
+        dataset: the reference data (``MNIST`` or ``FashionMNIST``); default: the one the classifier
+            was trained on. Every report names it.
     """
 
     def __init__(
         self, classifier: MNISTClassifier, data_root: str | Path | None = None, directory: str | Path | None = None,
-        k: int = DEFAULT_K,
+        k: int = DEFAULT_K, dataset: str | None = None,
     ) -> None:
         self.classifier = classifier.eval()
+        self.dataset = dataset or getattr(classifier, "dataset", "MNIST")
         self.data_root = resolve_data_root(data_root)
         self.directory = Path(directory) if directory else cache_dir()
         self.k = int(k)
@@ -152,12 +156,13 @@ class Evaluator:
         self._train_images: Tensor | None = None
 
     @classmethod
-    def from_recipe(cls, data_root: str | Path | None = None, recipe: str = "full", **kwargs) -> Evaluator:
-        return cls(load_or_train_classifier(data_root, recipe), data_root, **kwargs)
+    def from_recipe(cls, data_root: str | Path | None = None, recipe: str = "full", dataset: str = "MNIST", **kwargs) -> Evaluator:
+        """The evaluator of ``dataset`` with the classifier of ``recipe`` trained on that dataset."""
+        return cls(load_or_train_classifier(data_root, recipe, dataset=dataset), data_root, dataset=dataset, **kwargs)
 
     # ------------------------------------------------------------------ cached real-data statistics
     def _cache_path(self, what: str) -> Path:
-        return self.directory / f"mnist-{what}-{self.fingerprint}.pt"
+        return self.directory / f"{cache_prefix(self.dataset)}-{what}-{self.fingerprint}.pt"
 
     @property
     def reference(self) -> dict:
@@ -180,8 +185,8 @@ class Evaluator:
         return self._reference
 
     def _compute_reference(self) -> dict:
-        log.info("computing the MNIST reference statistics for classifier %s (once; cached)", self.fingerprint)
-        test_images, _ = load_split(self.data_root, "test")
+        log.info("computing the %s reference statistics for classifier %s (once; cached)", self.dataset, self.fingerprint)
+        test_images, _ = load_split(self.data_root, "test", self.dataset)
         train_feats, _ = predict(self.classifier, self.train_images)
         test_feats, _ = predict(self.classifier, test_images)
         fid, kid = make_fid(self.classifier), make_kid(self.classifier)
@@ -200,7 +205,7 @@ class Evaluator:
     @property
     def train_images(self) -> Tensor:
         if self._train_images is None:
-            self._train_images = load_split(self.data_root, "train")[0]
+            self._train_images = load_split(self.data_root, "train", self.dataset)[0]
         return self._train_images
 
     # ------------------------------------------------------------------ scoring
@@ -266,10 +271,11 @@ class Evaluator:
         return dict(self._floors[n])
 
     def report(self, samples: Tensor) -> dict:
-        """``metrics(samples)`` plus ``floor`` (the same keys for real data) and ``n``."""
+        """``metrics(samples)`` plus ``floor`` (the same keys for real data), ``n`` and ``dataset``."""
         result: dict = self.metrics(samples)
         result["floor"] = self.floor(len(samples))
         result["n"] = len(samples)
+        result["dataset"] = self.dataset
         return result
 
 
@@ -284,7 +290,8 @@ def format_report(report: Mapping, title: str = "samples") -> str:
             continue
         lines.append(f"{key:<18}{_fmt(report[key], key):>12}{_fmt(floor.get(key), key):>12}   {better.get(key, '')}")
     if "n" in report:
-        lines.append(f"n = {report['n']} samples; floor = {report['n']} real training images vs the 10000 MNIST test images")
+        dataset = report.get("dataset", "MNIST")
+        lines.append(f"n = {report['n']} samples; floor = {report['n']} real training images vs the 10000 {dataset} test images")
     return "\n".join(lines)
 
 

@@ -80,3 +80,19 @@ def nearest_distances(queries: Tensor, reference: Tensor, exclude: Tensor | None
             d[rows, exclude[start : start + chunk]] = math.inf
         out.append(d.min(1).values)
     return torch.cat(out)
+
+
+def label_accuracy(probs: Tensor, labels: Tensor) -> float:
+    """Share of samples whose most likely class is the label they were drawn for."""
+    return float((probs.argmax(1) == labels.to(probs.device)).double().mean())
+
+
+def frechet_distance(a: Tensor, b: Tensor) -> float:
+    """Frechet distance between Gaussians fitted to the feature sets ``a`` and ``b`` ``(n, d)``:
+    ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the trace of the root from the eigenvalues
+    of S_a S_b (real and non-negative up to rounding), in double precision."""
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    root_trace = torch.linalg.eigvals(cov_a @ cov_b).real.clamp_min(0).sqrt().sum()
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * root_trace)

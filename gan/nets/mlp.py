@@ -68,5 +68,15 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         initialize(self, init)
 
+    @property
+    def features(self) -> nn.Module:
+        """Every layer but the last (phi, for :class:`gan.nets.conditional.ConditionalDiscriminator`)."""
+        return self.net[:-1]
+
+    @property
+    def classify(self) -> nn.Linear:
+        """The last linear layer, features to one logit (psi)."""
+        return self.net[-1]
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
