@@ -160,28 +160,33 @@ def write_hydra_record(run_dir: Path) -> None:
     write_atomically(folder / "overrides.yaml", lambda p: p.write_text(OmegaConf.to_yaml(task)))
 
 
-def move_log_file(run_dir: Path, name: str = "train.log") -> None:
-    """Point the console log's file (Hydra writes it into its own fresh folder) at ``<run_dir>/<name>``
-    when the run writes elsewhere (a resume continues its run's folder): what was logged so far is
-    appended there, and Hydra's folder, left empty, is removed."""
+def move_log_file(run_dir: Path, hydra_dir: str | Path | None = None, name: str = "train.log") -> None:
+    """Point the console log's file, ``<hydra_dir>/<name>`` (Hydra's fresh folder; default: this
+    Hydra job's), at ``<run_dir>/<name>`` when the run writes elsewhere (a resume continues its run's
+    folder): what was logged so far is appended there, and Hydra's folder, left empty, is removed.
+    No other handler or file is touched."""
+    if hydra_dir is None:
+        if not HydraConfig.initialized():
+            return
+        hydra_dir = HydraConfig.get().runtime.output_dir
+    source = (Path(hydra_dir) / name).resolve()
     target = (run_dir / name).resolve()
+    if source == target:
+        return
     for handler in logging.getLogger().handlers:
-        if not isinstance(handler, logging.FileHandler) or Path(handler.baseFilename) == target:
+        if not isinstance(handler, logging.FileHandler) or Path(handler.baseFilename).resolve() != source:
             continue
-        if Path(handler.baseFilename).name != name:  # not Hydra's job log (a test runner's, say)
-            continue
-        old = Path(handler.baseFilename)
         handler.acquire()
         try:
             handler.close()
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "a") as out:
-                if old.is_file():
-                    out.write(old.read_text())
+                if source.is_file():
+                    out.write(source.read_text())
             handler.baseFilename, handler.mode = str(target), "a"
             handler.stream = handler._open()
         finally:
             handler.release()
-        old.unlink(missing_ok=True)
-        if old.parent.is_dir() and not any(old.parent.iterdir()):
-            old.parent.rmdir()
+        source.unlink(missing_ok=True)
+        if source.parent.is_dir() and not any(source.parent.iterdir()):
+            source.parent.rmdir()

@@ -242,7 +242,7 @@ def test_the_console_log_follows_the_run_into_its_folder(tmp_path):
     logging.getLogger().addHandler(handler)
     try:
         logger.warning("before the move")
-        move_log_file(run)
+        move_log_file(run, hydra_dir)
         logger.warning("after the move")
     finally:
         logging.getLogger().removeHandler(handler)
