@@ -48,7 +48,7 @@ def test_evaluations_are_spaced_evenly_over_the_budget(budget, points, every):
 
 
 def test_default_cadence_gives_eight_points_small_counts_in_training_and_the_full_count_at_the_end(finished):
-    run, metrics, events = finished
+    _, metrics, events = finished
     fid = events.Scalars("val/fid")
     assert [e.step for e in fid] == list(range(2, ITERATIONS + 1, 2))
     assert all(math.isfinite(e.value) for e in fid)
@@ -58,7 +58,7 @@ def test_default_cadence_gives_eight_points_small_counts_in_training_and_the_ful
 
 
 def test_floor_is_one_fid_line_and_text_once_per_count_not_nine_panels(finished):
-    run, _, events = finished
+    _, _, events = finished
     floor_tags = [t for t in events.Tags()["scalars"] if t.startswith("val_floor/")]
     assert floor_tags == ["val_floor/fid"]
     texts = [t for t in events.Tags()["tensors"] if t.startswith("val_floor/")]
@@ -68,7 +68,7 @@ def test_floor_is_one_fid_line_and_text_once_per_count_not_nine_panels(finished)
 
 
 def test_custom_scalars_layout_puts_fid_with_its_floor_accuracies_and_losses_on_one_chart_each(finished):
-    run, _, events = finished
+    _, _, events = finished
     layout = layout_pb2.Layout()
     layout.ParseFromString(events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}

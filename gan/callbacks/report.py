@@ -18,7 +18,13 @@ from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.callbacks import Callback
 
 from gan.files import write_atomically
-from gan.tensorboard import HPARAM_METRICS, run_hparams, tensorboard_writers, write_hparams, write_layout
+from gan.tensorboard import (
+    HPARAM_METRICS,
+    run_hparams,
+    tensorboard_writers,
+    write_hparams,
+    write_layout,
+)
 
 log = logging.getLogger(__name__)
 
