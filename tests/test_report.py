@@ -7,13 +7,17 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from omegaconf import open_dict
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from gan.callbacks.evaluation import evenly_spaced_every
+from gan.callbacks.training import real_vs_generated
 from gan.train import train
 from tests.conftest import QUICK, compose_config
 
@@ -101,3 +105,36 @@ def test_hparams_sit_beside_the_final_metrics_and_metrics_json(finished):
     assert report["metrics"]["val/fid"] == pytest.approx(metrics["val/fid"])
     assert report["metrics"]["val/eval_samples"] == FINAL_SAMPLES
     assert report["floor"]["val_floor/fid"] >= 0
+
+
+def test_timelapse_gif_has_one_captioned_frame_per_kept_grid(finished):
+    run, _, _ = finished
+    samples = run / "samples"
+    kept = sorted(int(p.stem.split("_")[-1]) for p in samples.glob("fixed_noise_*.png"))
+    assert kept == [1, 3, 6, 9, 12, 15, 16]  # iteration 1, every sample_every=3, the end
+    with Image.open(samples / "timelapse.gif") as gif:
+        assert gif.n_frames == len(kept)
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB"))
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"))
+    grid = np.asarray(Image.open(samples / "fixed_noise_16.png").convert("RGB"))
+    assert first.shape[1] == grid.shape[1] and first.shape[0] > grid.shape[0]  # the caption strip above
+    caption = last[: first.shape[0] - grid.shape[0]]
+    assert (caption < 128).any() and (caption > 128).any()  # dark text on a light strip
+    assert not np.array_equal(first, last)
+
+
+def test_real_vs_generated_has_a_red_divider_and_labels():
+    real, fake = torch.zeros(16, 1, 28, 28), torch.ones(16, 1, 28, 28)
+    picture = real_vs_generated(real, fake, nrow=8)
+    red = (picture[0] > 0.7) & (picture[1] < 0.3) & (picture[2] < 0.3)
+    red_rows = red.all(dim=1).nonzero().flatten().tolist()
+    assert red_rows and red_rows == list(range(red_rows[0], red_rows[0] + len(red_rows)))  # one band across
+    above, below = picture[:, : red_rows[0]], picture[:, red_rows[-1] + 1:]
+    grid_height = 2 * (28 + 2) + 2
+    assert above.shape[1] == below.shape[1] > grid_height  # each half: a label strip and its grid
+    for half, label in ((above, "real"), (below, "generated")):
+        strip = half[:, : half.shape[1] - grid_height]
+        assert (strip < 0.5).any(), f"no {label} text"
+    assert above[:, -grid_height + 3:].mean() < below[:, -grid_height + 3:].mean()  # real (black) on top
