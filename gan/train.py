@@ -24,9 +24,11 @@ from gan.checkpoints import (
 )
 from gan.config import validate
 from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
+from gan.naming import register_resolvers
 from gan.runs import write_run_files
 
 log = logging.getLogger("gan.train")
+register_resolvers()  # before @hydra.main names the run folder (gan/naming.py)
 
 
 def _prepare_run_dir(cfg: DictConfig) -> tuple[Path | None, int | None]:
