@@ -23,6 +23,7 @@ from gan.checkpoints import (
     run_dir_of,
 )
 from gan.config import validate
+from gan.console import print_config_tree
 from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
 from gan.naming import register_resolvers
 from gan.runs import write_run_files
@@ -72,6 +73,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
     run_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
         write_run_files(run_dir, cfg, resumed_at)
+        if cfg.get("print_config"):
+            print_config_tree(cfg)
     if resumed_at is not None:
         log.info("resuming %s at GAN iteration %d", checkpoint, resumed_at)
     log.info("run folder: %s", run_dir.resolve())
