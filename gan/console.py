@@ -4,6 +4,7 @@ top-level group or setting, in the root config's order (``print_config=false`` t
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
@@ -35,12 +36,12 @@ def print_config_tree(cfg: DictConfig, console: Console | None = None) -> None:
 def _yaml(node: DictConfig) -> str:
     try:
         return OmegaConf.to_yaml(node, resolve=True)
-    except Exception:  # an interpolation only Hydra's runtime can resolve: show it as written
+    except OmegaConfBaseException:  # an interpolation only Hydra's runtime can resolve: show it as written
         return OmegaConf.to_yaml(node, resolve=False)
 
 
 def _plain(cfg: DictConfig, key: str):
     try:
         return cfg[key]
-    except Exception:
+    except OmegaConfBaseException:
         return OmegaConf.to_container(cfg, resolve=False)[key]
