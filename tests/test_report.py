@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -18,8 +20,9 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from gan.callbacks.evaluation import evenly_spaced_every
 from gan.callbacks.training import real_vs_generated
+from gan.serve import get_json, served_tensorboard
 from gan.train import train
-from tests.conftest import QUICK, compose_config
+from tests.conftest import PROJECT, QUICK, compose_config
 
 ITERATIONS = 16
 TRAIN_SAMPLES, FINAL_SAMPLES = 50, 100
@@ -138,3 +141,32 @@ def test_real_vs_generated_has_a_red_divider_and_labels():
         strip = half[:, : half.shape[1] - grid_height]
         assert (strip < 0.5).any(), f"no {label} text"
     assert above[:, -grid_height + 3:].mean() < below[:, -grid_height + 3:].mean()  # real (black) on top
+
+
+def test_tensorboard_served_over_a_finished_run_shows_every_plugin_and_the_fid_curve(finished):
+    run, _, _ = finished
+    with served_tensorboard(run.parent) as base:
+        plugins = get_json(f"{base}/data/plugins_listing")
+        for plugin in ("scalars", "images", "hparams", "custom_scalars", "text"):
+            assert plugins.get(plugin, {}).get("enabled"), f"{plugin} is not active: {plugins.get(plugin)}"
+        scalars = get_json(f"{base}/data/plugin/scalars/tags")
+        (name,) = scalars  # one run, named by its folder under --logdir
+        assert name == "run/tensorboard"
+        assert {"val/fid", "val_floor/fid", "train/d_loss", "run/wall_time_s"} <= set(scalars[name])
+        assert not [t for t in scalars[name] if t.startswith("val_floor/") and t != "val_floor/fid"]
+        fid = get_json(f"{base}/data/plugin/scalars/scalars?run={quote(name)}&tag={quote('val/fid')}")
+        assert [step for _, step, _ in fid] == list(range(2, ITERATIONS + 1, 2))
+        images = get_json(f"{base}/data/plugin/images/tags")
+        assert {"samples/fixed_noise", "samples/real_vs_generated"} <= set(images[name])
+        layout = get_json(f"{base}/data/plugin/custom_scalars/layout")
+        assert {c["title"] for c in layout["category"]} == {"quality", "discriminator", "losses"}
+        experiment = get_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        assert "lr_g" in {h["name"] for h in experiment["hparamInfos"]}
+        assert "val/fid" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+
+
+def test_make_tensorboard_passes_its_arguments_and_binds_to_localhost():
+    done = subprocess.run(["make", "-n", "tensorboard", "ARGS=--port 7007 --reload_interval 5"], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    (line,) = [x for x in done.stdout.splitlines() if "bin/tensorboard" in x]
+    assert "--host 127.0.0.1" in line and line.endswith("--port 7007 --reload_interval 5")
