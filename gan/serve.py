@@ -1,13 +1,19 @@
 """Serving TensorBoard on this machine only, for the tests and the README's screenshot: start it on
-a free localhost port over a folder of runs, wait until it answers, read its HTTP API, stop it."""
+a free localhost port over a folder of runs, wait until it answers, read its HTTP API, stop it.
+
+``python -m gan.serve LOGDIR OUT.png [DASHBOARD]`` screenshots one dashboard (default
+``custom_scalars``) with headless Chromium (Debian's ``chromium`` package), offline and sandboxed
+from the user's profile (a fresh, temporary ``--user-data-dir``)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -67,3 +73,38 @@ def served_tensorboard(logdir: str | Path, port: int | None = None, ready_within
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars")
+
+
+def screenshot(url: str, out: str | Path, size: tuple[int, int] = (1400, 1000), wait_ms: int = 20000) -> Path:
+    """A PNG of ``url`` as headless Chromium renders it after ``wait_ms`` of (virtual) time."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise RuntimeError("no chromium on PATH: apt-get install chromium")
+    out = Path(out).resolve()
+    with tempfile.TemporaryDirectory(prefix="gan-chromium-") as profile:
+        subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
+                        f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url],
+                       check=True, capture_output=True, timeout=300)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (2, 3):
+        print("usage: python -m gan.serve LOGDIR OUT.png [DASHBOARD (custom_scalars, timeseries, hparams...)]",
+              file=sys.stderr)
+        return 2
+    logdir, out = args[0], args[1]
+    dashboard = args[2] if len(args) == 3 else "custom_scalars"
+    with served_tensorboard(logdir) as base:
+        print(screenshot(f"{base}/#{dashboard}", out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,7 +22,6 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 LAYOUT: dict[str, dict[str, list[str]]] = {
     "quality": {
         "FID (EMA generator, raw generator) and the real-data floor": ["val/fid", "val/fid_raw", "val_floor/fid"],
-        "samples per evaluation point": ["val/eval_samples"],
     },
     "discriminator": {"D's accuracy on real and on generated images": ["train/d_acc_real", "train/d_acc_fake"]},
     "losses": {"D and G losses": ["train/d_loss", "train/g_loss"]},

@@ -170,3 +170,14 @@ def test_make_tensorboard_passes_its_arguments_and_binds_to_localhost():
                           capture_output=True, text=True, timeout=60, check=False)
     (line,) = [x for x in done.stdout.splitlines() if "bin/tensorboard" in x]
     assert "--host 127.0.0.1" in line and line.endswith("--port 7007 --reload_interval 5")
+
+
+def test_a_run_trained_by_epochs_spaces_its_points_over_the_epochs_batches(tmp_path, cache):
+    run, metrics = tiny_evaluated_run(tmp_path, "iterations=null", "trainer.max_epochs=1", "data.digits=[1]",
+                                      "data.batch_size=200", "sample_every=100", "log_every=5")
+    batches = int(metrics["train/iteration"])  # one epoch of digit 1 (6742 images) in full batches of 200
+    assert batches == 6742 // 200
+    every = evenly_spaced_every(batches, 8)
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/fid")] == [*range(every, batches, every), batches]
