@@ -2,7 +2,7 @@
 run's ``tensorboard`` folder under ``--logdir outputs``):
 
 - a run: ``outputs/runs/<date>/<time>_<experiment or model>`` (``hydra.run.dir``);
-- a sweep: ``outputs/multiruns/<date>/<time>_<experiment or model>/<job number>_<overrides>``, the
+- a sweep: ``outputs/multiruns/<date>/<time>/<job number>_<overrides>``, the
   overrides being Hydra's ``override_dirname`` of the job without the keys that only say where
   things are (``hydra.job.config.override_dirname.exclude_keys``), with long floats shortened.
 

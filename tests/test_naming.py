@@ -31,19 +31,18 @@ def test_runs_and_sweep_jobs_are_named_and_tensorboard_shows_those_names(tmp_pat
     common = ["iterations=2", "data.batch_size=16", "log_every=1", "callbacks.evaluation=null", "callbacks.progress_bar=null",
               f"paths.log_dir={tmp_path}", f"data.root={data_root()}"]
     run = [sys.executable, "-m", "gan.train", "model=mlp", "loss=nonsaturating", *common]
-    sweep = [sys.executable, "-m", "gan.train", "-m", "experiment=cs231n_gan", "model.optimizer_g.lr=0.000123456789,2e-4",
+    sweep = [sys.executable, "-m", "gan.train", "-m", "experiment=cs231n_gan,cs231n_lsgan", "model.optimizer_g.lr=0.000123456789",
              "trainer.max_epochs=1", *common]
     for cmd in (run, sweep):
         done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     (single,) = tmp_path.glob("runs/*/*")
     assert single.name.endswith("_mlp") and single.name[:2].isdigit()
-    (sweep_dir,) = tmp_path.glob("multiruns/*/*")
-    assert sweep_dir.name.endswith("_cs231n_gan")
+    (sweep_dir,) = tmp_path.glob("multiruns/*/*")  # every job in one sweep folder
     jobs = sorted(p.name for p in sweep_dir.iterdir() if (p / "tensorboard").is_dir())
-    fixed = "callbacks.evaluation=null,data.batch_size=16,experiment=cs231n_gan,iterations=2,log_every=1"
-    assert jobs == [f"0_{fixed},model.optimizer_g.lr=0.0001235,trainer.max_epochs=1",  # no paths, no data root
-                    f"1_{fixed},model.optimizer_g.lr=0.0002,trainer.max_epochs=1"]
+    fixed = "callbacks.evaluation=null,data.batch_size=16"
+    rest = "iterations=2,log_every=1,model.optimizer_g.lr=0.0001235,trainer.max_epochs=1"  # no paths, no data root
+    assert jobs == [f"0_{fixed},experiment=cs231n_gan,{rest}", f"1_{fixed},experiment=cs231n_lsgan,{rest}"]
     # TensorBoard names a run by the path of its event folder under --logdir: the same names
     runs = sorted(str(p.parent.relative_to(tmp_path)) for p in tmp_path.glob("**/events.out.tfevents.*"))
     assert runs[0].startswith("multiruns/") and runs[0].endswith("/0_" + jobs[0][2:] + "/tensorboard")
