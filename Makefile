@@ -47,9 +47,9 @@ classifier: $(STAMP)
 zoo-report: $(STAMP)
 	$(PY) -m gan.zoo_report $(ARGS)
 
-## TensorBoard over every run under outputs/
+## TensorBoard over every run under outputs/, bound to localhost (over ssh: README); flags: make tensorboard ARGS="--port 7007"
 tensorboard: $(STAMP)
-	$(VENV)/bin/tensorboard --logdir outputs --port 6006
+	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1 --port 6006 $(ARGS)
 
 ## remove run outputs and caches (keeps .venv; `rm -rf .venv` for a fresh install)
 clean:

@@ -42,7 +42,7 @@ def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int,
     with open_dict(cfg):
         cfg.iterations = max_iterations
         cfg.eval_every = eval_every
-        cfg.eval_samples = eval_samples
+        cfg.eval_samples = cfg.eval_final_samples = eval_samples
     tracer = FidTrace(threshold)
     train(cfg, callbacks=[tracer])
     reached = next((p for p in tracer.trace if p["fid"] < threshold), None)

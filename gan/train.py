@@ -27,7 +27,9 @@ from gan.checkpoints import (
     run_dir_of,
 )
 from gan.config import validate
+from gan.console import print_config_tree
 from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
+from gan.naming import register_resolvers
 from gan.runs import (
     CONFIG_FILE,
     PARENT_FILE,
@@ -39,6 +41,7 @@ from gan.runs import (
 )
 
 log = logging.getLogger("gan.train")
+register_resolvers()  # before @hydra.main names the run folder (gan/naming.py)
 
 
 class Plan(NamedTuple):
@@ -113,6 +116,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
             if plan.checkpoint is not None and not plan.in_place:
                 write_parent(plan.run_dir, plan.checkpoint, plan.resumed_at)
             move_log_file(plan.run_dir)
+            if cfg.get("print_config"):
+                print_config_tree(cfg)
         return _fit(cfg, plan, trainer, run)
 
 

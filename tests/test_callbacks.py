@@ -129,7 +129,7 @@ def test_training_logs_val_metrics_keeps_the_best_fid_checkpoint_and_draws_curve
 def test_no_final_evaluation_when_a_signal_stopped_training():
     calls = []
     callback = Evaluation(every=5, n_samples=10, recipe="quick")
-    callback.evaluate = lambda trainer, module: calls.append(module.iteration)
+    callback.evaluate = lambda trainer, module, final=False: calls.append(module.iteration)
     module = SimpleNamespace(iteration=7)
     signalled = StopOnSignal()
     signalled.received = "SIGTERM"
@@ -145,7 +145,7 @@ def test_no_final_evaluation_when_a_signal_stopped_training():
 def test_final_false_evaluates_only_on_the_cadence():
     calls = []
     callback = Evaluation(every=5, n_samples=10, recipe="quick", final=False)
-    callback.evaluate = lambda trainer, module: calls.append(module.iteration)
+    callback.evaluate = lambda trainer, module, final=False: calls.append(module.iteration)
     finished = SimpleNamespace(callbacks=[], should_stop=True)
     for it in (5, 7):
         callback.on_train_batch_end(finished, SimpleNamespace(iteration=it), None, None, 0)

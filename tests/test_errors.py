@@ -26,7 +26,7 @@ def test_sweep_with_one_bad_combination_runs_the_others_and_fails_at_the_end(tmp
     assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
 
     (sweep,) = Path(tmp_path).glob("multiruns/*/*")
-    ckpts = sorted(p.relative_to(sweep).parts[0] for p in sweep.glob("*/checkpoints/last.ckpt"))
+    ckpts = sorted(p.relative_to(sweep).parts[0].split("_", 1)[0] for p in sweep.glob("*/checkpoints/last.ckpt"))
     assert ckpts == ["0", "2"]  # the jobs before and after the bad one both trained
 
     report_lines = done.stderr[done.stderr.index("error: 1 of 3 sweep jobs failed"):].splitlines()
@@ -108,5 +108,6 @@ def test_sweep_through_the_submitit_launcher_runs_every_job(tmp_path):
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     (sweep,) = Path(tmp_path).glob("multiruns/*/*")
-    assert sorted(p.relative_to(sweep).parts[0] for p in sweep.glob("*/checkpoints/last.ckpt")) == ["0", "1"]
+    jobs = sorted(p.relative_to(sweep).parts[0] for p in sweep.glob("*/checkpoints/last.ckpt"))
+    assert [(j.split("_", 1)[0], f"seed={j[0]}" in j) for j in jobs] == [("0", True), ("1", True)]  # named in the worker
     assert list(sweep.glob(".submitit/*"))  # the jobs went through submitit

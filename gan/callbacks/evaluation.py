@@ -1,6 +1,7 @@
-"""Training-time evaluation: every ``every`` GAN iterations (and at the end) score ``n_samples``
-samples with :class:`gan.metrics.evaluator.Evaluator`, log ``val/*`` (and the floor as
-``val_floor/*``), add them to ``pl_module.history`` and to ``trainer.callback_metrics`` (so
+"""Training-time evaluation: every ``every`` GAN iterations (by default at ``points`` evenly spaced
+points of the budget) score ``n_samples`` samples, and at the end ``final_samples``, with
+:class:`gan.metrics.evaluator.Evaluator`, log ``val/*`` and the floor ``val_floor/*``
+(:func:`gan.tensorboard.log_evaluation`: TensorBoard gets the floor as text), add them to ``pl_module.history`` and to ``trainer.callback_metrics`` (so
 ``train()`` returns ``val/fid``), and keep the best-FID checkpoint as ``best_fid.ckpt`` beside
 ``last.ckpt``.
 
@@ -30,6 +31,7 @@ from gan.generate import balanced_labels, sample_images
 from gan.metrics.classifier import get_recipe
 from gan.metrics.conditional import conditional_metrics, summary
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator
+from gan.tensorboard import log_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,15 @@ class Evaluation(Callback):
     """Score generated samples every ``every`` GAN iterations and at the end of training.
 
     Args:
-        every: evaluate every this many GAN iterations (``eval_every``).
-        n_samples: samples drawn each time (``eval_samples``); the same noise every time, drawn
-            from ``seed``, so figures compare across iterations. The floor uses as many real images.
+        every: evaluate every this many GAN iterations (``eval_every``); None spaces ``points``
+            evaluations evenly over the budget (``budget``, else the epochs' batches; without
+            either, only the end is evaluated).
+        points: evaluations in training when ``every`` is None (``eval_points``), plus the end.
+        budget: the training budget in GAN iterations (``iterations``), or None.
+        n_samples: samples drawn at each point in training (``eval_samples``); the same noise every
+            time, drawn from ``seed``, so figures compare across iterations. The floor uses as many
+            real images. Each point logs the count it used as ``val/eval_samples``.
+        final_samples: samples drawn at the end (``eval_final_samples``; None: ``n_samples``).
         dirpath: where ``best_fid.ckpt`` goes (default: the run's ``checkpoints`` folder).
         keep_best: keep ``best_fid.ckpt`` at all.
         recipe: the feature classifier's recipe (``full``, or ``quick`` for tests).
@@ -54,8 +62,11 @@ class Evaluation(Callback):
 
     def __init__(
         self,
-        every: int = 250,
+        every: int | None = 250,
         n_samples: int = 2000,
+        points: int = 8,
+        budget: int | None = None,
+        final_samples: int | None = None,
         dirpath: str | None = None,
         recipe: str = "full",
         data_root: str | None = None,
@@ -65,9 +76,13 @@ class Evaluation(Callback):
         final: bool = True,
         keep_best: bool = True,
     ) -> None:
-        self.every = positive_int("eval_every", every)
-        if not (positive_int("eval_samples", n_samples) >= MIN_SAMPLES):
-            raise ConfigError(f"eval_samples={n_samples}: must be at least {MIN_SAMPLES}")
+        self.every = positive_int("eval_every", every, nullable=True)
+        self.points = positive_int("eval_points", points)
+        self.budget = positive_int("iterations", budget, nullable=True)
+        for key, n in (("eval_samples", n_samples), ("eval_final_samples", final_samples)):
+            if n is not None and not (positive_int(key, n) >= MIN_SAMPLES):
+                raise ConfigError(f"{key}={n}: must be at least {MIN_SAMPLES}")
+        self.final_samples = int(final_samples if final_samples is not None else n_samples)
         get_recipe(recipe)  # a bad recipe name fails now, not at the first evaluation
         self.n_samples = int(n_samples)
         self.dirpath = Path(dirpath) if dirpath else None
@@ -100,6 +115,11 @@ class Evaluation(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every is None:
+            budget = self.budget or _epoch_budget(trainer)
+            self.every = evenly_spaced_every(budget, self.points) if budget else None
+            log.info("evaluation every %s GAN iterations (%d samples) and at the end (%d samples)",
+                     self.every or "(no budget known: only at the end)", self.n_samples, self.final_samples)
         # A resumed run may restore a state older than best_fid.ckpt (last.ckpt written before the
         # evaluation of the same iteration): the note beside best_fid.ckpt has the real best.
         note = self._note_path()
@@ -112,8 +132,9 @@ class Evaluation(Callback):
                 log.warning("%s is not readable: the best FID starts afresh", note)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if pl_module.iteration % self.every == 0 or (self.final and trainer.should_stop and not _interrupted(trainer)):
-            self.evaluate(trainer, pl_module)
+        at_end = self.final and trainer.should_stop and not _interrupted(trainer)
+        if at_end or (self.every is not None and pl_module.iteration % self.every == 0):
+            self.evaluate(trainer, pl_module, final=at_end)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.last_evaluated == pl_module.iteration or not self.final:
@@ -121,7 +142,7 @@ class Evaluation(Callback):
         if _interrupted(trainer):  # leave the time to the checkpoint; the resumed run evaluates at its end
             log.info("training was interrupted: no final evaluation at GAN iteration %d", pl_module.iteration)
             return
-        self.evaluate(trainer, pl_module)
+        self.evaluate(trainer, pl_module, final=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_fid": self.best_fid, "best_iteration": self.best_iteration, "last_evaluated": self.last_evaluated}
@@ -132,51 +153,54 @@ class Evaluation(Callback):
         self.last_evaluated = state_dict.get("last_evaluated")
 
     # ------------------------------------------------------------------ the work
-    def samples(self, pl_module: pl.LightningModule, generator: torch.nn.Module | None = None) -> Tensor:
-        """``n_samples`` images in [0, 1] from the same noise every time (G in eval mode, no_grad),
-        drawn from ``generator`` (default: the EMA generator when there is one, else G)."""
+    def samples(self, pl_module: pl.LightningModule, generator: torch.nn.Module | None = None,
+                n: int | None = None) -> Tensor:
+        """``n`` (default ``n_samples``) images in [0, 1] from the same noise every time (G in eval
+        mode, no_grad), drawn from ``generator`` (default: the EMA generator when there is one, else G)."""
         generator = pl_module.sampling_generator if generator is None else generator
-        return sample_images(generator, pl_module.noise, self.n_samples, self.seed, self.batch_size, self.labels(pl_module))
+        n = n or self.n_samples
+        return sample_images(generator, pl_module.noise, n, self.seed, self.batch_size, self.labels(pl_module, n))
 
-    def labels(self, pl_module: pl.LightningModule) -> Tensor | None:
-        """A conditional GAN's sample labels: every class, balanced; None for an unconditional GAN."""
+    def labels(self, pl_module: pl.LightningModule, n: int) -> Tensor | None:
+        """A conditional GAN's ``n`` sample labels: every class, balanced; None for an unconditional GAN."""
         classes = getattr(pl_module, "num_classes", None)
-        return None if classes is None else balanced_labels(self.n_samples, range(classes))
+        return None if classes is None else balanced_labels(n, range(classes))
 
-    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, final: bool = False) -> dict[str, float] | None:
+        """Score the current generator: ``final_samples`` samples if ``final``, else ``n_samples``."""
         it = pl_module.iteration
+        n = self.final_samples if final else self.n_samples
         result = None
         if trainer.is_global_zero:
             # whatever the evaluation draws (first-use classifier, reference statistics) leaves the
             # training's RNG as it was: the weights never depend on the evaluation cadence
             cuda = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
             with torch.random.fork_rng(devices=cuda):
-                samples = self.samples(pl_module)
+                samples = self.samples(pl_module, n=n)
                 metrics = self.evaluator.metrics(samples)
                 if getattr(pl_module, "num_classes", None) is not None:  # label_accuracy, intra_fid
-                    metrics |= summary(conditional_metrics(self.evaluator, samples, self.labels(pl_module)))
+                    metrics |= summary(conditional_metrics(self.evaluator, samples, self.labels(pl_module, n)))
                 if pl_module.generator_ema is not None:  # the raw G beside its average
-                    metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator))
-                result = (metrics, self.evaluator.floor(self.n_samples))
+                    metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator, n=n))
+                result = (metrics, self.evaluator.floor(n))
         metrics, floor = trainer.strategy.broadcast(result, src=0)
         self.last_evaluated = it
         improved = metrics["fid"] < self.best_fid
         if improved:
             self.best_fid, self.best_iteration = float(metrics["fid"]), it
         pl_module.history.add_evaluation(it, metrics, floor)
-        scalars = {f"val/{k}": float(v) for k, v in metrics.items()} | {"val/best_fid": self.best_fid}
+        scalars = {f"val/{k}": float(v) for k, v in metrics.items()} | {"val/best_fid": self.best_fid, "val/eval_samples": float(n)}
         floor_scalars = {f"val_floor/{k}": float(v) for k, v in floor.items()}
         trainer.callback_metrics.update(
             {k: torch.tensor(v) for k, v in (scalars | floor_scalars).items()} | {"val/iteration": torch.tensor(float(it))}
         )
         self.latest = scalars
         if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(scalars | floor_scalars, step=it)
+            log_evaluation(trainer, it, scalars, floor, n)
             log.info(
                 "evaluation at GAN iteration %d (%d samples): FID %.3f (floor %.3f), KID %.4f, precision %.3f, "
                 "recall %.3f, coverage %d/10, classifier score %.2f%s",
-                it, self.n_samples, metrics["fid"], floor["fid"], metrics["kid"], metrics["precision"],
+                it, n, metrics["fid"], floor["fid"], metrics["kid"], metrics["precision"],
                 metrics["recall"], metrics["coverage"], metrics["classifier_score"], " (best so far)" if improved else "",
             )
             if "label_accuracy" in metrics:
@@ -201,3 +225,17 @@ class Evaluation(Callback):
 def _interrupted(trainer: pl.Trainer) -> bool:
     """Whether a signal stopped training (:class:`StopOnSignal` records it in ``received``)."""
     return any(isinstance(cb, StopOnSignal) and cb.received for cb in trainer.callbacks)
+
+
+def evenly_spaced_every(budget: int, points: int) -> int:
+    """The evaluation interval that puts about ``points`` evaluations evenly over ``budget`` GAN
+    iterations (the last of them at or just before the end, which is evaluated anyway)."""
+    return max(1, -(-int(budget) // int(points)))
+
+
+def _epoch_budget(trainer: pl.Trainer) -> int | None:
+    """GAN iterations of a run trained by ``trainer.max_epochs`` (None when that is unlimited)."""
+    epochs, batches = trainer.max_epochs, trainer.num_training_batches
+    if epochs is None or epochs < 0 or not math.isfinite(batches):
+        return None
+    return int(epochs * batches)

@@ -21,6 +21,7 @@ from gan.config import positive_int
 from gan.files import write_atomically
 from gan.generate import unit_images
 from gan.images import to_unit_range
+from gan.pictures import frame_name, labelled_halves
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,13 @@ STOPPED_BY_SIGNAL = "train/stopped_by_signal"
 
 
 def real_vs_generated(real: Tensor, fake: Tensor, nrow: int = 8) -> Tensor:
-    """A grid whose top half is real images and bottom half generated ones, both in [0, 1]."""
+    """A picture whose top half is real images and bottom half generated ones (both in [0, 1]),
+    labelled "real" and "generated" with a red divider between them."""
     k = min(len(real), len(fake)) // nrow * nrow
     if k == 0:
         raise ValueError(f"need at least {nrow} real and {nrow} generated images for a grid")
     half = min(k, nrow * 4)
-    return make_grid(torch.cat([real[:half], fake[:half]]), nrow=nrow, padding=2, pad_value=1.0)
+    return labelled_halves(*(make_grid(x[:half], nrow=nrow, padding=2, pad_value=1.0) for x in (real, fake)))
 
 
 class SampleGrids(Callback):
@@ -42,7 +44,8 @@ class SampleGrids(Callback):
 
     ``samples/fixed_noise``: G(fixed noise), the same noise every time, so grids compare over time.
     ``samples/real_vs_generated``: the current real batch on top, generated images below.
-    Each goes to every logger that takes images (TensorBoard) and, as PNG, into ``dirpath``.
+    Each goes to every logger that takes images (TensorBoard) and, as PNG, into ``dirpath``; each
+    fixed-noise grid is also kept there as ``fixed_noise_<iteration>.png`` (the timelapse's frames).
     """
 
     def __init__(self, every: int = 200, dirpath: str | None = None, nrow: int = 8) -> None:
@@ -79,6 +82,8 @@ class SampleGrids(Callback):
                     add_image(f"samples/{name}", grid, global_step=pl_module.iteration)
             if self.dirpath is not None:
                 write_atomically(self.dirpath / f"{name}.png", lambda p, g=grid: save_image(g, p))
+        if self.dirpath is not None:
+            write_atomically(self.dirpath / frame_name(pl_module.iteration), lambda p: save_image(grids["fixed_noise"], p))
 
 
 class IterationCheckpoint(Callback):

@@ -1,0 +1,97 @@
+"""The run's report to the researcher: the TensorBoard layout when training starts, and when it
+ends the hyperparameters beside the final metrics (TensorBoard's HPARAMS tab) and ``metrics.json``
+in the run folder. Rank 0 only; the wall time carries over a resume (it is in the checkpoint).
+
+List it after the evaluation callback, so the end-of-training evaluation is in the final metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from pytorch_lightning.callbacks import Callback
+
+from gan.files import write_atomically
+from gan.tensorboard import (
+    HPARAM_METRICS,
+    run_hparams,
+    tensorboard_writers,
+    write_hparams,
+    write_layout,
+)
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+WALL_TIME = "run/wall_time_s"
+
+
+class RunReport(Callback):
+    """Writes the custom-scalars layout at the start, and at the end ``<dirpath>/metrics.json``
+    (``val/*`` and ``val_floor/*`` of the last evaluation, iteration, wall time, dataset) and the
+    hparams records (:func:`gan.tensorboard.write_hparams`). ``dirpath`` defaults to the run folder
+    (``trainer.default_root_dir``)."""
+
+    def __init__(self, dirpath: str | None = None) -> None:
+        self.dirpath = Path(dirpath) if dirpath else None
+        self.wall_time_before = 0.0  # seconds trained before this process (a resumed run)
+        self._started: float | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = Path(trainer.default_root_dir)
+
+    def wall_time(self) -> float:
+        return self.wall_time_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+        if trainer.is_global_zero:
+            for writer in tensorboard_writers(trainer):
+                write_layout(writer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        wall = round(self.wall_time(), 1)
+        final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "val_floor/"))}
+        config = getattr(pl_module, "run_config", None) or {}
+        report = {
+            "iteration": int(pl_module.iteration),
+            "wall_time_s": wall,
+            "dataset": (config.get("data") or {}).get("dataset"),
+            "evaluated_at": int(final.pop("val/iteration")) if "val/iteration" in final else None,
+            "metrics": {k: v for k, v in final.items() if k.startswith("val/")},
+            "floor": {k: v for k, v in final.items() if k.startswith("val_floor/")},
+        }
+        assert self.dirpath is not None, "setup() sets the folder"
+        write_atomically(self.dirpath / METRICS_FILE, lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
+        for logger in trainer.loggers:
+            logger.log_metrics({WALL_TIME: wall}, step=pl_module.iteration)
+        writers = tensorboard_writers(trainer)
+        if not writers:
+            return
+        hparams = run_hparams(config, _hydra_choices())
+        metrics = {k: final.get(k, wall if k == WALL_TIME else float("nan")) for k in HPARAM_METRICS}
+        for writer in writers:
+            write_hparams(writer, hparams, metrics)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_time_s": self.wall_time()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.wall_time_before = float(state_dict.get("wall_time_s", 0.0))
+
+
+def _hydra_choices() -> dict[str, Any]:
+    """Hydra's chosen option per config group (``model``, ``experiment``...), when run by Hydra."""
+    if not HydraConfig.initialized():
+        return {}
+    return dict(HydraConfig.get().runtime.choices)
+
