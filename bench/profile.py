@@ -99,16 +99,8 @@ def phase_table(prof: profile, wall: float, iterations: int) -> list[tuple[str, 
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="default", help="default, cs231n_dcgan or cs231n_gan (bench/recipes.py)")
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--rows", type=int, default=20, help="rows of the per-op table")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the recipe, e.g. trainer.precision=32-true")
-    args = parser.parse_args(argv)
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
+def profile_run(args: argparse.Namespace):
+    """Train ``warmup + iterations`` of the recipe with the profiling window; the config and window."""
     from omegaconf import open_dict
 
     from bench.recipes import compose_recipe
@@ -122,6 +114,24 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.callbacks.get("evaluation"):
                 cfg.callbacks.evaluation = None  # an evaluation is not an iteration's cost
         train(cfg, callbacks=[window])
+    return cfg, window
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="default", help="default, cs231n_dcgan or cs231n_gan (bench/recipes.py)")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=20, help="rows of the per-op table")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the recipe, e.g. trainer.precision=32-true")
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)  # the run's own log lines would bury the tables
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cfg, window = profile_run(args)
+    finally:
+        logging.disable(logging.NOTSET)
     print(f"\n{args.recipe} recipe, {args.iterations} GAN iterations after {args.warmup} warm-up; precision "
           f"{cfg.trainer.precision}; {torch.get_num_threads()} threads; {args.iterations / window.wall:.2f} it/s under the profiler\n")
     print("| phase | ms per iteration | share of wall time |")

@@ -35,7 +35,7 @@ SET_BY_TRAIN = {"trainer": {"callbacks": "the callbacks group", "logger": "the l
 # Hydra's own keys in a node it instantiates.
 HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
 # Listing the allowed keys in a message only when there are at most this many.
-MAX_LISTED = 25
+MAX_LISTED = 30
 
 _ABSENT = object()
 
@@ -166,10 +166,11 @@ def _check_values(cfg: DictConfig) -> None:
     """Values no constructor sees before training starts (torch checks a learning rate only when
     ``configure_optimizers`` builds the optimizer, inside ``fit``)."""
     # run-level counts are checked here even where no callback reads them (evaluation off, say)
-    for key in ("iterations", "checkpoint_every", "sample_every", "eval_every", "eval_samples", "log_every"):
+    for key in ("iterations", "checkpoint_every", "sample_every", "eval_every", "eval_points", "eval_samples",
+                "eval_final_samples", "log_every"):
         value = _select(cfg, key)
         if value is not _ABSENT:
-            positive_int(key, value, nullable=key == "iterations")
+            positive_int(key, value, nullable=key in ("iterations", "eval_every", "eval_final_samples"))
     seed = _select(cfg, "seed")
     if seed not in (_ABSENT, None) and not (is_int(seed) and 0 <= int(seed) < 2**32):
         raise ConfigError(f"seed={fmt(seed)}: must be a whole number from 0 to 2**32-1, or null for no seeding")
