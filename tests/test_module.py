@@ -183,16 +183,21 @@ def test_inverse_time_decay_schedule_follows_the_update_count(make_cfg, mnist_ro
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)  # G has no schedule
 
 
-def nan_on_call(monkeypatch, call_number):
+def poison_d_loss(monkeypatch, when):
+    """Make D's loss NaN on the calls whose number (from 1) ``when`` picks."""
     real = gan.losses.d_nonsaturating
     calls = []
 
     def poisoned(real_logits, fake_logits, **kw):
         calls.append(1)
         loss = real(real_logits, fake_logits, **kw)
-        return loss * float("nan") if len(calls) == call_number else loss
+        return loss * float("nan") if when(len(calls)) else loss
 
     monkeypatch.setattr(gan.losses, "d_nonsaturating", poisoned)
+
+
+def nan_on_call(monkeypatch, call_number):
+    poison_d_loss(monkeypatch, lambda call: call == call_number)
 
 
 def test_nonfinite_loss_stops_naming_iteration_and_phase_and_keeps_the_checkpoint(make_cfg, monkeypatch):
@@ -213,22 +218,12 @@ def test_nonfinite_loss_with_skip_drops_that_update_and_counts_it(make_cfg, monk
 
 
 def test_skip_gives_up_after_max_skipped_in_a_row_but_not_after_scattered_skips(make_cfg, monkeypatch):
-    real = gan.losses.d_nonsaturating
-    calls = []
-
-    def poisoned_from_the_second_call(real_logits, fake_logits, **kw):
-        calls.append(1)
-        loss = real(real_logits, fake_logits, **kw)
-        return loss * float("nan") if len(calls) >= 2 else loss
-
-    monkeypatch.setattr(gan.losses, "d_nonsaturating", poisoned_from_the_second_call)
+    poison_d_loss(monkeypatch, lambda call: call >= 2)
     cfg = make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=3")
     with pytest.raises(NonFiniteError, match=r"GAN iteration 4 .*3 D updates in a row not finite"):
         train(cfg)
     # a D update that works in between resets the count: every other call poisoned never gives up
-    calls.clear()
-    monkeypatch.setattr(gan.losses, "d_nonsaturating",
-                        lambda r, f, **kw: real(r, f, **kw) * (float("nan") if calls.append(1) or len(calls) % 2 else 1.0))
+    poison_d_loss(monkeypatch, lambda call: call % 2 == 1)
     metrics = train(make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=2", run="second"))
     assert (metrics["train/iteration"], metrics["train/skipped_updates"]) == (12, 6)
 
