@@ -223,6 +223,7 @@ def test_skip_gives_up_after_max_skipped_in_a_row_but_not_after_scattered_skips(
     with pytest.raises(NonFiniteError, match=r"GAN iteration 4 .*3 D updates in a row not finite"):
         train(cfg)
     # a D update that works in between resets the count: every other call poisoned never gives up
+    monkeypatch.undo()
     poison_d_loss(monkeypatch, lambda call: call % 2 == 1)
     metrics = train(make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=2", run="second"))
     assert (metrics["train/iteration"], metrics["train/skipped_updates"]) == (12, 6)
