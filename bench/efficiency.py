@@ -40,8 +40,7 @@ def roof() -> dict:
     """This CPU's capability and its fp32 (and, with bf16 matrix instructions, bf16) matmul roof."""
     flags = cpu_bf16_flags()
     found = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_flags": flags,
-             "kind": ("AVX-512 + AMX-BF16" if "amx_bf16" in flags else "AVX-512 + BF16") if flags
-             else "AVX2-only (no bf16 matrix instructions)",
+             "kind": "AVX-512 + BF16" if flags else "AVX2-only (no bf16 matrix instructions)",
              "fp32_gflops": round(matmul_rate(torch.float32), 1)}
     if flags:
         found["bf16_gflops"] = round(matmul_rate(torch.bfloat16), 1)

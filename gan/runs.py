@@ -45,10 +45,11 @@ def write_run_files(run_dir: Path, cfg: DictConfig, resumed_at: int | None) -> N
     write_atomically(run_dir / VERSIONS_FILE, lambda p: p.write_text(json.dumps(package_versions(), indent=2) + "\n"))
 
 
-def write_parent(run_dir: Path, checkpoint: Path, iteration: int) -> None:
-    """Record, in a run resumed from another run's checkpoint, the checkpoint, its run and its iteration."""
-    parent = checkpoint.resolve().parent.parent if checkpoint.parent.name == "checkpoints" else None
-    record = {"checkpoint": str(checkpoint.resolve()), "run": str(parent) if parent else None, "iteration": int(iteration)}
+def write_parent(run_dir: Path, checkpoint: Path, parent_run: Path | None, iteration: int) -> None:
+    """Record, in a run resumed from another run's checkpoint, the checkpoint, its run (None for a
+    file outside any run folder) and its iteration."""
+    record = {"checkpoint": str(checkpoint.resolve()), "run": str(parent_run.resolve()) if parent_run else None,
+              "iteration": int(iteration)}
     write_atomically(run_dir / PARENT_FILE, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
 
 

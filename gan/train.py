@@ -51,6 +51,7 @@ class Plan(NamedTuple):
     checkpoint: Path | None = None  # the checkpoint resumed from
     ckpt: dict | None = None  # its contents
     resumed_at: int | None = None  # its GAN iteration
+    parent_run: Path | None = None  # the run folder the checkpoint lies in, if any
     in_place: bool = False  # continues the checkpoint's own run folder
 
 
@@ -66,7 +67,7 @@ def plan_run(cfg: DictConfig) -> Plan:
         resumed_at = int(ckpt["gan"]["iteration"])
         parent = run_dir_of(checkpoint)
         in_place = parent is not None and checkpoint.resolve() == last_checkpoint(parent).resolve()
-        plan = Plan(parent if in_place else plan.run_dir, checkpoint, ckpt, resumed_at, in_place)
+        plan = Plan(parent if in_place else plan.run_dir, checkpoint, ckpt, resumed_at, parent, in_place)
     RunLock(plan.run_dir).check_free()  # a run still writing there is named before anything else
     if not plan.in_place:
         existing = [p for p in (last_checkpoint(plan.run_dir), plan.run_dir / CONFIG_FILE) if p.exists()]
@@ -114,7 +115,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
             if not plan.in_place:
                 write_hydra_record(plan.run_dir)
             if plan.checkpoint is not None and not plan.in_place:
-                write_parent(plan.run_dir, plan.checkpoint, plan.resumed_at)
+                write_parent(plan.run_dir, plan.checkpoint, plan.parent_run, plan.resumed_at)
             move_log_file(plan.run_dir)
             if cfg.get("print_config"):
                 print_config_tree(cfg)
