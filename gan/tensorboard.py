@@ -64,6 +64,15 @@ def tensorboard_writers(trainer: pl.Trainer) -> list[Any]:
     return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
+def add_to_loggers(trainer: pl.Trainer, kind: str, tag: str, value: Any, step: int) -> None:
+    """``experiment.add_<kind>(tag, value, global_step=step)`` on every logger whose experiment has
+    it (``kind``: ``image`` or ``text``; TensorBoard's and any other writer of that shape)."""
+    for logger in trainer.loggers:
+        add = getattr(getattr(logger, "experiment", None), f"add_{kind}", None)
+        if callable(add):
+            add(tag, value, global_step=step)
+
+
 def write_layout(writer: Any, layout: Mapping[str, Mapping[str, list[str]]] = LAYOUT) -> None:
     """Register the custom-scalars layout (each chart a multiline chart of anchored tags)."""
     writer.add_custom_scalars({

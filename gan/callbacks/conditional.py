@@ -14,6 +14,7 @@ from gan.config import positive_int
 from gan.files import write_atomically
 from gan.generate import class_grid_inputs, unit_images
 from gan.metrics.conditional import class_names
+from gan.tensorboard import add_to_loggers
 
 TAG = "samples/by_class"
 
@@ -49,11 +50,8 @@ class ClassGrid(Callback):
             return
         z, labels = class_grid_inputs(pl_module.fixed_noise[: self.columns], classes)
         grid = make_grid(unit_images(pl_module.sampling_generator, z, labels), nrow=self.columns, padding=2, pad_value=1.0)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if callable(getattr(experiment, "add_image", None)):
-                experiment.add_image(TAG, grid, global_step=pl_module.iteration)
-                if pl_module.iteration == 1 and callable(getattr(experiment, "add_text", None)):
-                    experiment.add_text(TAG, self.caption(classes), global_step=pl_module.iteration)
+        add_to_loggers(trainer, "image", TAG, grid, pl_module.iteration)
+        if pl_module.iteration == 1:
+            add_to_loggers(trainer, "text", TAG, self.caption(classes), pl_module.iteration)
         if self.dirpath is not None:
             write_atomically(self.dirpath / "by_class.png", lambda p: save_image(grid, p))

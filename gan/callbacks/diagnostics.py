@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import Callback
 
 from gan.bookkeeping import History
 from gan.metrics.plots import plot_curves
+from gan.tensorboard import add_to_loggers
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,7 @@ class Diagnostics(Callback):
             self.warned.add(finding.key)
             if trainer.is_global_zero:
                 log.warning(finding.message)
-                for logger in trainer.loggers:
-                    add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
-                    if callable(add_text):
-                        add_text(f"diagnostics/{finding.key}", finding.message, global_step=finding.iteration)
+                add_to_loggers(trainer, "text", f"diagnostics/{finding.key}", finding.message, finding.iteration)
         return new
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -22,6 +22,7 @@ from gan.files import write_atomically
 from gan.generate import unit_images
 from gan.images import to_unit_range
 from gan.pictures import frame_name, labelled_halves
+from gan.tensorboard import add_to_loggers
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,7 @@ class SampleGrids(Callback):
             "real_vs_generated": real_vs_generated(real01, fake, self.nrow),
         }
         for name, grid in grids.items():
-            for logger in trainer.loggers:
-                add_image = getattr(getattr(logger, "experiment", None), "add_image", None)
-                if callable(add_image):
-                    add_image(f"samples/{name}", grid, global_step=pl_module.iteration)
+            add_to_loggers(trainer, "image", f"samples/{name}", grid, pl_module.iteration)
             if self.dirpath is not None:
                 write_atomically(self.dirpath / f"{name}.png", lambda p, g=grid: save_image(g, p))
         if self.dirpath is not None:
