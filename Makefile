@@ -17,7 +17,7 @@ install: $(STAMP)
 
 ## train the default recipe (modern_dcgan + rpgan, 6000 GAN iterations, about 9 min on 2 AVX-512 cores); extra overrides: make train ARGS="model=mlp"
 train: $(STAMP)
-	$(PY) -m gan.train $(ARGS)
+	$(PY) -m gan.train iterations=auto $(ARGS)
 
 ## the quick test suite
 test: $(STAMP)

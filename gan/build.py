@@ -46,6 +46,9 @@ class Run(NamedTuple):
 
 def build_gan(cfg: DictConfig) -> pl.LightningModule:
     """The LightningModule of ``cfg.model`` (its loss and run-level settings come by interpolation)."""
+    if cfg.get("iterations") == "auto":
+        raise ConfigError("iterations=auto: gan.train fixes the count at start-up from the rate it measures "
+                          "(gan.budget.resolve_iterations); to build a model from this config, set iterations=N")
     return instantiate(cfg.model, _convert_="partial")
 
 

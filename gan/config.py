@@ -169,6 +169,8 @@ def _check_values(cfg: DictConfig) -> None:
     for key in ("iterations", "checkpoint_every", "sample_every", "eval_every", "eval_points", "eval_samples",
                 "eval_final_samples", "log_every"):
         value = _select(cfg, key)
+        if key == "iterations" and value == "auto":
+            continue  # fixed at start-up from the measured rate (gan/budget.py)
         if value is not _ABSENT:
             positive_int(key, value, nullable=key in ("iterations", "eval_every", "eval_final_samples"))
     seed = _select(cfg, "seed")

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 
+from gan.budget import resolve_iterations
 from gan.build import build_run, build_trainer
 from gan.callbacks.training import STOPPED_BY_SIGNAL
 from gan.checkpoints import (
@@ -94,6 +95,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
         raise ConfigError("no training budget: set iterations=N (GAN iterations), trainer.max_epochs=N "
                          "or +trainer.max_time=DD:HH:MM:SS")
     plan = plan_run(cfg)
+    resolve_iterations(cfg, plan.ckpt)  # iterations=auto: a count from this machine's rate (before seeding)
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 

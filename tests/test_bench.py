@@ -3,6 +3,7 @@ both timers count the iterations they claim."""
 
 from types import SimpleNamespace
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -86,3 +87,22 @@ def test_profile_splits_an_iteration_into_its_phases(capsys, monkeypatch):
     assert rows["D update: backward + step"] > 0 and rows["G update: backward + step"] > 0
     assert rows["G forward passes"] > 0 and rows["optimizer steps (both networks; inside the updates)"] > 0
     assert "aten::" in out  # torch's per-op table follows
+
+
+def test_fid_vs_time_reads_the_evaluations_against_the_training_clock(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from bench.fid_vs_time import fid_over_time, plot
+
+    run = tmp_path / "run"
+    writer = SummaryWriter(str(run / "tensorboard"))
+    writer.add_scalar("train/d_loss", 1.0, 10, walltime=1000.0)  # the first training scalar: t = 0
+    writer.add_scalar("val/fid", 80.0, 20, walltime=1030.0)
+    writer.add_scalar("val/fid", 20.0, 40, walltime=1095.5)
+    writer.close()
+    assert fid_over_time(run) == [(30.0, 80.0, 20), (95.5, 20.0, 40)]
+    out = plot({"run": fid_over_time(run)}, tmp_path / "fid_vs_time.png", floor=2.3)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="no val/fid"):
+        SummaryWriter(str(tmp_path / "bare" / "tensorboard")).close()
+        fid_over_time(tmp_path / "bare")
