@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from gan.build import build_gan
 from gan.train import train
@@ -80,3 +81,27 @@ def test_sweep_over_every_experiment(tmp_path):
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list(Path(tmp_path).glob("multiruns/**/checkpoints/last.ckpt"))) == len(EXPERIMENTS)
+
+
+def test_ablations_change_only_what_they_name(make_cfg):
+    """Each ablate_* overlay is the default recipe with one component taken away (README, "The
+    default recipe"); ablate_tutorial_nets restates the recipe's training settings around the
+    tutorial's networks, so it must follow the recipe when the recipe changes."""
+    default = OmegaConf.to_container(make_cfg().model, resolve=True)
+
+    def changed(name: str) -> set[str]:
+        model = OmegaConf.to_container(make_cfg(f"experiment=ablate_{name}").model, resolve=True)
+        return {k for k in default.keys() | model.keys() if default.get(k) != model.get(k)}
+
+    assert changed("no_ema") == {"ema"}
+    assert changed("no_decay") == {"scheduler_g", "scheduler_d"}
+    assert changed("tutorial_nets") - {"noise"} == {"generator", "discriminator"}
+    tutorial = make_cfg("experiment=ablate_tutorial_nets").model
+    same_noise = ("dim", "distribution", "mean", "std")  # the tutorial's uniform low/high stay, unused
+    assert [tutorial.noise[k] for k in same_noise] == [default["noise"][k] for k in same_noise]
+    assert tutorial.generator.hidden == default["generator"]["hidden"]  # the recipe's G is the tutorial's
+    assert (changed("no_penalty"), make_cfg("experiment=ablate_no_penalty").loss.r1_gamma) == ({"loss"}, 0.0)
+    nonsaturating = make_cfg("experiment=ablate_nonsaturating").loss
+    rpgan = make_cfg().loss
+    assert nonsaturating.name == "nonsaturating" and all(
+        nonsaturating[k] == rpgan[k] for k in ("r1_gamma", "r2_gamma", "penalty_every"))
