@@ -2,6 +2,9 @@
 
     python -m bench.fid_vs_time RUN_DIR[=label] ... [--out docs/fid_vs_time.png]
 
+(docs/fid_vs_time.png: the default recipe's `make train` against the cs231n DCGAN tutorial's
+`make train ARGS="experiment=cs231n_dcgan trainer.max_epochs=-1"`, one after the other.)
+
 Each run's ``val/fid`` points are read from its TensorBoard events; a point's time is the wall
 clock of its event minus that of the run's first ``train/*`` scalar (written ``log_every``
 iterations in, so the start-up before training is not counted; the evaluations in between are).
@@ -13,16 +16,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gan.files import write_atomically
 
-Points = list[tuple[float, float, int]]  # (seconds, FID, GAN iteration)
+class Point(NamedTuple):
+    seconds: float  # since the run's first training scalar
+    fid: float
+    iteration: int
+    samples: int  # the evaluation's sample count (FID is biased upwards at small counts)
+    floor: float | None  # the real-data FID at that count
 
 
-def fid_over_time(run_dir: Path) -> Points:
-    """(seconds since the run's first training scalar, FID, iteration) of each ``val/fid`` point."""
+def fid_over_time(run_dir: Path) -> list[Point]:
+    """Each ``val/fid`` point of the run, with its time, sample count and floor."""
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     tags = acc.Tags()["scalars"]
@@ -30,25 +39,43 @@ def fid_over_time(run_dir: Path) -> Points:
         raise SystemExit(f"error: {run_dir} has no val/fid scalars (was evaluation off?)")
     train_tags = [t for t in tags if t.startswith("train/")]
     start = min(e.wall_time for t in train_tags for e in acc.Scalars(t)[:1])
-    return [(e.wall_time - start, e.value, e.step) for e in acc.Scalars("val/fid")]
+
+    def by_step(tag: str) -> dict[int, float]:
+        return {e.step: e.value for e in acc.Scalars(tag)} if tag in tags else {}
+
+    samples, floors = by_step("val/eval_samples"), by_step("val_floor/fid")
+    return [Point(e.wall_time - start, e.value, e.step, int(samples.get(e.step, 0)), floors.get(e.step))
+            for e in acc.Scalars("val/fid")]
 
 
-def plot(series: dict[str, Points], out: Path, floor: float | None = None) -> Path:
+def plot(series: dict[str, list[Point]], out: Path) -> Path:
+    """One line per run and sample count (the end-of-training evaluation usually draws more
+    samples than the ones in training, so its FID is not on the same scale), and the real-data
+    floor of each sample count as a dotted line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 4.5), dpi=100)
+    fig = Figure(figsize=(8, 4.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for label, points in series.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    if floor is not None:
-        ax.axhline(floor, color="grey", linestyle=":", label=f"real-data floor {floor:g}")
+    floors: dict[int, float] = {}
+    for index, (label, points) in enumerate(series.items()):
+        color = f"C{index}"
+        for n in sorted({p.samples for p in points}):
+            group = [p for p in points if p.samples == n]
+            marker = "o" if len(group) > 1 else "*"
+            ax.plot([p.seconds for p in group], [p.fid for p in group], marker=marker, markersize=6 if marker == "o" else 14,
+                    color=color, linestyle="-" if len(group) > 1 else "none", label=f"{label}, {n} samples")
+            floors.update({n: p.floor for p in group if p.floor is not None})
+    for n, floor in sorted(floors.items()):
+        ax.axhline(floor, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"real-data floor, {n} samples", (0, floor), xycoords=("axes fraction", "data"),
+                    xytext=(4, 3), textcoords="offset points", fontsize=8, color="grey")
     ax.set_yscale("log")
     ax.set_xlabel("wall-clock seconds of training")
-    ax.set_ylabel("FID (in-training evaluation samples)")
+    ax.set_ylabel("FID")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     write_atomically(out, lambda tmp: fig.savefig(tmp, format="png"))
     return out
@@ -58,15 +85,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="RUN_DIR or RUN_DIR=label")
     parser.add_argument("--out", type=Path, default=Path("docs/fid_vs_time.png"))
-    parser.add_argument("--floor", type=float, default=None, help="a real-data FID to draw as a line")
     args = parser.parse_args()
     series = {}
     for spec in args.runs:
         path, _, label = spec.partition("=")
-        points = fid_over_time(Path(path))
-        series[label or Path(path).name] = points
-        print(f"{label or path}: " + ", ".join(f"{s:.0f} s (it {it}) FID {f:.1f}" for s, f, it in points))
-    print(f"wrote {plot(series, args.out, args.floor)}")
+        label = label or Path(path).name
+        series[label] = fid_over_time(Path(path))
+        print(f"{label}: " + ", ".join(f"{p.seconds:.0f} s (it {p.iteration}, n={p.samples}) FID {p.fid:.1f}"
+                                       for p in series[label]))
+    print(f"wrote {plot(series, args.out)}")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ def main() -> None:
             from bench.efficiency import gflop_per_iteration
 
             result = {"gflop_per_it": gflop_per_iteration(cfg)}
-        elif kind == "quality":  # iterations = the cap; warmup = eval_every
-            result = time_to_quality(cfg, float(os.environ.get("BENCH_FID_THRESHOLD", "100")),
-                                     int(iterations), int(warmup), int(os.environ.get("BENCH_EVAL_SAMPLES", "1000")))
+        elif kind == "quality":  # iterations = the budget; warmup = eval_every
+            thresholds = [float(t) for t in os.environ.get("BENCH_FID_THRESHOLDS", "50,20,10").split(",")]
+            max_seconds = os.environ.get("BENCH_MAX_SECONDS")
+            result = time_to_quality(cfg, thresholds, int(iterations), int(warmup),
+                                     int(os.environ.get("BENCH_EVAL_SAMPLES", "2000")),
+                                     float(max_seconds) if max_seconds else None)
         else:
             run = run_template if kind == "template" else run_plain
             result = {"its": run(cfg, int(iterations), int(warmup))}

@@ -13,11 +13,15 @@ from gan.train import train
 
 class FidTrace(pl.Callback):
     """Records (iteration, seconds since training started, FID) of each evaluation in
-    ``pl_module.history``, and stops training once the FID is below ``threshold``. It runs before
-    the evaluation callback, so it sees an evaluation at the next iteration's end (or the run's end)."""
+    ``pl_module.history``, and stops training once the FID is below the lowest of ``thresholds``
+    or ``max_seconds`` of training have passed. It runs before the evaluation callback, so it sees
+    an evaluation at the next iteration's end (or the run's end)."""
 
-    def __init__(self, threshold: float | None = None) -> None:
-        self.threshold = threshold
+    def __init__(self, thresholds: float | list[float] | None = None, max_seconds: float | None = None) -> None:
+        if thresholds is None:
+            thresholds = []
+        self.thresholds = sorted([thresholds] if isinstance(thresholds, (int, float)) else thresholds)
+        self.max_seconds = max_seconds
         self.start: float | None = None
         self.trace: list[dict] = []
 
@@ -34,17 +38,27 @@ class FidTrace(pl.Callback):
         seconds = round(time.perf_counter() - self.start, 1)
         for it, fid in pl_module.history.series("fid")[len(self.trace):]:
             self.trace.append({"iteration": it, "seconds": seconds, "fid": round(float(fid), 2)})
-            if self.threshold is not None and float(fid) < self.threshold:
+            if self.thresholds and float(fid) < self.thresholds[0]:
                 trainer.should_stop = True
+        if self.max_seconds is not None and seconds >= self.max_seconds:
+            trainer.should_stop = True
+
+    def first_below(self) -> dict[str, dict | None]:
+        """For each threshold, the first evaluation below it (None: never)."""
+        return {f"{t:g}": next((p for p in self.trace if p["fid"] < t), None) for t in self.thresholds}
 
 
-def time_to_quality(cfg, threshold: float, max_iterations: int, eval_every: int, eval_samples: int) -> dict:
+def time_to_quality(cfg, thresholds: list[float], max_iterations: int, eval_every: int, eval_samples: int,
+                    max_seconds: float | None = None) -> dict:
+    """Train ``cfg``'s recipe with a budget of ``max_iterations`` (its schedules decay over it),
+    evaluating every ``eval_every`` iterations on ``eval_samples`` samples, until the FID is
+    below every threshold or ``max_seconds`` of training have passed."""
     with open_dict(cfg):
         cfg.iterations = max_iterations
         cfg.eval_every = eval_every
         cfg.eval_samples = cfg.eval_final_samples = eval_samples
-    tracer = FidTrace(threshold)
+    tracer = FidTrace(thresholds, max_seconds)
     train(cfg, callbacks=[tracer])
-    reached = next((p for p in tracer.trace if p["fid"] < threshold), None)
-    return {"threshold": threshold, "reached": reached, "trace": tracer.trace,
-            "eval_every": eval_every, "eval_samples": eval_samples}
+    return {"thresholds": tracer.thresholds, "reached": tracer.first_below(), "trace": tracer.trace,
+            "eval_every": eval_every, "eval_samples": eval_samples, "max_iterations": max_iterations,
+            "max_seconds": max_seconds}

@@ -33,16 +33,27 @@ def test_both_timers_measure_their_window(make_cfg):
     assert run_template(cfg, iterations=4, warmup=2) > 0  # asserts inside that it timed 4 iterations
 
 
-def test_time_to_quality_trace_stops_at_the_threshold():
-    trace = FidTrace(threshold=100.0)
+def test_time_to_quality_trace_times_each_threshold_and_stops_below_the_lowest():
+    trace = FidTrace(thresholds=[20.0, 50.0])
     trainer = SimpleNamespace(should_stop=False)
     module = SimpleNamespace(history=History())
     trace.on_train_start(trainer, module)
-    for it, fid in ((100, 300.0), (200, 150.0), (300, 90.0)):
+    for it, fid in ((100, 300.0), (200, 45.0), (300, 30.0), (400, 19.0)):
         module.history.add_evaluation(it, {"fid": fid}, {"fid": 2.0})
         trace.on_train_batch_end(trainer, module, None, None, 0)
-        assert trainer.should_stop == (fid < 100)
-    assert [p["iteration"] for p in trace.trace] == [100, 200, 300]
+        assert trainer.should_stop == (fid < 20)
+    assert [p["iteration"] for p in trace.trace] == [100, 200, 300, 400]
+    reached = trace.first_below()
+    assert (reached["20"]["iteration"], reached["50"]["iteration"]) == (400, 200)
+
+
+def test_time_to_quality_stops_at_its_time_limit():
+    trace = FidTrace(thresholds=[10.0], max_seconds=0.0)
+    trainer = SimpleNamespace(should_stop=False)
+    module = SimpleNamespace(history=History())
+    trace.on_train_start(trainer, module)
+    trace.on_train_batch_end(trainer, module, None, None, 0)
+    assert trainer.should_stop and trace.first_below() == {"10": None}
 
 
 def test_table_prints_every_recipe_and_switch(capsys):
@@ -97,11 +108,15 @@ def test_fid_vs_time_reads_the_evaluations_against_the_training_clock(tmp_path):
     run = tmp_path / "run"
     writer = SummaryWriter(str(run / "tensorboard"))
     writer.add_scalar("train/d_loss", 1.0, 10, walltime=1000.0)  # the first training scalar: t = 0
-    writer.add_scalar("val/fid", 80.0, 20, walltime=1030.0)
-    writer.add_scalar("val/fid", 20.0, 40, walltime=1095.5)
+    for step, fid, n, floor, t in ((20, 80.0, 1000, 8.0, 1030.0), (40, 20.0, 1000, 8.0, 1060.0), (50, 6.0, 10000, 2.3, 1095.5)):
+        writer.add_scalar("val/fid", fid, step, walltime=t)
+        writer.add_scalar("val/eval_samples", n, step, walltime=t)
+        writer.add_scalar("val_floor/fid", floor, step, walltime=t)
     writer.close()
-    assert fid_over_time(run) == [(30.0, 80.0, 20), (95.5, 20.0, 40)]
-    out = plot({"run": fid_over_time(run)}, tmp_path / "fid_vs_time.png", floor=2.3)
+    points = fid_over_time(run)
+    assert [(p.seconds, p.fid, p.iteration, p.samples, p.floor) for p in points] == [
+        (30.0, 80.0, 20, 1000, 8.0), (60.0, 20.0, 40, 1000, 8.0), (95.5, 6.0, 50, 10000, pytest.approx(2.3))]
+    out = plot({"run": points}, tmp_path / "fid_vs_time.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit, match="no val/fid"):
         SummaryWriter(str(tmp_path / "bare" / "tensorboard")).close()
