@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gan.files import write_atomically
 
+
 class Point(NamedTuple):
     seconds: float  # since the run's first training scalar
     fid: float
@@ -66,7 +67,7 @@ def plot(series: dict[str, list[Point]], out: Path) -> Path:
             marker = "o" if len(group) > 1 else "*"
             ax.plot([p.seconds for p in group], [p.fid for p in group], marker=marker, markersize=6 if marker == "o" else 14,
                     color=color, linestyle="-" if len(group) > 1 else "none", label=f"{label}, {n} samples")
-            floors.update({n: p.floor for p in group if p.floor is not None})
+            floors.update((n, p.floor) for p in group if p.floor is not None)
     for n, floor in sorted(floors.items()):
         ax.axhline(floor, color="grey", linestyle=":", linewidth=1)
         ax.annotate(f"real-data floor, {n} samples", (0, floor), xycoords=("axes fraction", "data"),
