@@ -193,3 +193,21 @@ def test_evaluation_leaves_the_global_rng_alone(evaluator, real_samples):
     assert evaluator.metrics(real_samples[:200]) == first  # KID's subsets are drawn reproducibly
 
 
+
+
+def test_distance_blocks_stay_within_their_memory_budget_and_change_no_result():
+    from gan.metrics import scores
+
+    assert scores.block_rows(60000) * 60000 * 4 <= scores.BLOCK_BYTES  # 10000 samples vs the training split
+    assert scores.block_rows(10, chunk=3) == 3 and scores.block_rows(10**12) == 1
+    torch.manual_seed(0)
+    queries, reference = torch.randn(50, 8), torch.randn(70, 8)
+    exclude = torch.randint(0, 70, (50,))
+    for chunk in (1, 7):
+        # equal up to rounding: the matrix products behind cdist sum in another order per block shape
+        assert torch.allclose(scores.nearest_distances(queries, reference, exclude, chunk=chunk),
+                              scores.nearest_distances(queries, reference, exclude), rtol=1e-5)
+        assert torch.allclose(scores.knn_radii(reference, 3, chunk=chunk), scores.knn_radii(reference, 3), rtol=1e-5)
+        radii = scores.knn_radii(reference, 3)
+        assert torch.equal(scores.inside_manifold(queries, reference, radii, chunk=chunk),
+                           scores.inside_manifold(queries, reference, radii))

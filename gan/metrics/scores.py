@@ -39,20 +39,33 @@ def classifier_score(probs: Tensor, eps: float = 1e-12) -> float:
     return float(torch.exp(kl))
 
 
-def knn_radii(features: Tensor, k: int = DEFAULT_K, chunk: int = 2000) -> Tensor:
+# the distance matrices below are built a block of rows at a time, each block at most this big:
+# a 10000-sample evaluation against the 60000 training images held 1000 x 60000 distances (and
+# cdist's work space) at once, 400 MB of the run's peak memory
+BLOCK_BYTES = 48 * 2**20
+
+
+def block_rows(columns: int, chunk: int | None = None) -> int:
+    """Rows per block of a distance matrix with ``columns`` columns (``chunk`` if given)."""
+    return chunk or max(1, BLOCK_BYTES // (4 * max(1, columns)))
+
+
+def knn_radii(features: Tensor, k: int = DEFAULT_K, chunk: int | None = None) -> Tensor:
     """Distance from each point to its k-th nearest *other* point of the same set."""
     if len(features) <= k:
         raise ValueError(f"need more than k={k} points for k-NN radii, got {len(features)}")
     radii = []
+    chunk = block_rows(len(features), chunk)
     for start in range(0, len(features), chunk):
         d = torch.cdist(features[start : start + chunk], features)
         radii.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the point itself
     return torch.cat(radii)
 
 
-def inside_manifold(queries: Tensor, points: Tensor, radii: Tensor, chunk: int = 1000) -> Tensor:
+def inside_manifold(queries: Tensor, points: Tensor, radii: Tensor, chunk: int | None = None) -> Tensor:
     """For each query, whether it lies within ``radii[j]`` of some ``points[j]``."""
     inside = []
+    chunk = block_rows(len(points), chunk)
     for start in range(0, len(queries), chunk):
         d = torch.cdist(queries[start : start + chunk], points)
         inside.append((d <= radii.unsqueeze(0)).any(1))
@@ -69,10 +82,11 @@ def precision_recall(
     return float(precision), float(recall)
 
 
-def nearest_distances(queries: Tensor, reference: Tensor, exclude: Tensor | None = None, chunk: int = 1000) -> Tensor:
+def nearest_distances(queries: Tensor, reference: Tensor, exclude: Tensor | None = None, chunk: int | None = None) -> Tensor:
     """Distance from each query to its nearest reference point; ``exclude[i]`` (an index into
     ``reference``) is skipped for query ``i`` (leave-one-out, for queries drawn from ``reference``)."""
     out = []
+    chunk = block_rows(len(reference), chunk)
     for start in range(0, len(queries), chunk):
         d = torch.cdist(queries[start : start + chunk], reference)
         if exclude is not None:
