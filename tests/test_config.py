@@ -98,7 +98,7 @@ REJECTED = {
     "trainer_unknown": (["+trainer.foo=1"], "trainer.foo=1: unknown key; not an argument of pytorch_lightning.Trainer"),
     "trainer_set_by_train": (["+trainer.logger=false"], "trainer.logger=false: not read from here; gan.train sets it from the logger group"),
     "budget_schedule_without_budget": (
-        ["iterations=null", "trainer.max_epochs=1"],
+        ["experiment=ablate_cosine_decay", "iterations=null", "trainer.max_epochs=1"],
         "iterations=null: model.scheduler_g decays over the iterations budget; set iterations=N, or model.scheduler_g=null to train by epochs",
     ),
     "callback_without_target": (

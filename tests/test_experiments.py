@@ -94,7 +94,7 @@ def test_ablations_change_only_what_they_name(make_cfg):
         return {k for k in default.keys() | model.keys() if default.get(k) != model.get(k)}
 
     assert changed("no_ema") == {"ema"}
-    assert changed("no_decay") == {"scheduler_g", "scheduler_d"}
+    assert changed("cosine_decay") == {"scheduler_g", "scheduler_d"}
     assert changed("tutorial_nets") - {"noise"} == {"generator", "discriminator"}
     tutorial = make_cfg("experiment=ablate_tutorial_nets").model
     same_noise = ("dim", "distribution", "mean", "std")  # the tutorial's uniform low/high stay, unused
