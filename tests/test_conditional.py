@@ -89,6 +89,20 @@ def test_concat_and_acgan_discriminators_give_their_outputs():
         ConditionalDiscriminator(MLPDiscriminator(hidden=[16]), conditioning="film")
 
 
+def test_a_stacked_readout_gives_its_hidden_layers_to_phi():
+    from gan.nets.dcgan import InfoGANDiscriminator
+
+    d = InfoGANDiscriminator(hidden=64)
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2])
+    projection = ConditionalDiscriminator(d, num_classes=3, conditioning="projection")
+    assert projection.embed.weight.shape == (3, 64) and projection.classify is d.classify[-1]
+    phi = d.classify[:-1](d.features(x))
+    expected = d.classify(d.features(x)) + (projection.embed(y) * phi).sum(1, keepdim=True)
+    assert torch.allclose(projection(x, y), expected)
+    with pytest.raises(ConfigError, match="ending in a linear one"):
+        ConditionalDiscriminator(nn.Sequential(nn.Linear(3, 1)), conditioning="projection")
+
+
 def test_generator_joins_the_label_embedding_to_z():
     def build(noise_dim):
         return MLPGenerator(noise_dim=noise_dim, hidden=[8])

@@ -74,11 +74,11 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         self.conditioning = one_of("model.conditioning", conditioning, CONDITIONINGS)
         self.num_classes = positive_int("num_classes", num_classes)
-        classify = getattr(discriminator, "classify", None)
-        if not isinstance(classify, nn.Linear) or getattr(discriminator, "features", None) is None:
+        features, classify = split_readout(discriminator)
+        if features is None:
             raise ConfigError(f"model.conditioning={conditioning}: the discriminator {type(discriminator).__name__} has no "
-                              "`features` and linear `classify` layers to condition")
-        self.features = discriminator.features
+                              "`features` and `classify` layers ending in a linear one to condition")
+        self.features = features
         width = classify.in_features
         if self.conditioning == "concat":
             self.embed = nn.Embedding(self.num_classes, positive_int("model.label_dim", label_dim))
@@ -103,6 +103,19 @@ class ConditionalDiscriminator(nn.Module):
         if self.conditioning == "concat":
             return self.classify(torch.cat([h, self.embed(labels).to(h.dtype)], dim=1))
         return torch.cat([self.classify(h), self.classes(h)], dim=1)
+
+
+def split_readout(discriminator: nn.Module) -> tuple[nn.Module | None, nn.Linear | None]:
+    """(phi, psi) of a D with ``features`` and ``classify``: psi is the last linear layer, phi
+    everything before it. A ``classify`` stack (the cs231n D's FC 1024 -> LeakyReLU -> FC 1) gives
+    its hidden layers to phi, so the projection acts on the 1024 features. (None, None) when the
+    D has no such layers."""
+    features, classify = getattr(discriminator, "features", None), getattr(discriminator, "classify", None)
+    if isinstance(classify, nn.Sequential) and len(classify) > 1 and isinstance(classify[-1], nn.Linear):
+        features, classify = nn.Sequential(features, *classify[:-1]), classify[-1]
+    if features is None or not isinstance(classify, nn.Linear):
+        return None, None
+    return features, classify
 
 
 def conditional_networks(
