@@ -4,6 +4,7 @@ below a threshold, so that speed-ups are judged by good digits sooner, not itera
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 from omegaconf import open_dict
@@ -17,10 +18,8 @@ class FidTrace(pl.Callback):
     or ``max_seconds`` of training have passed. It runs before the evaluation callback, so it sees
     an evaluation at the next iteration's end (or the run's end)."""
 
-    def __init__(self, thresholds: float | list[float] | None = None, max_seconds: float | None = None) -> None:
-        if thresholds is None:
-            thresholds = []
-        self.thresholds = sorted([thresholds] if isinstance(thresholds, (int, float)) else thresholds)
+    def __init__(self, thresholds: Sequence[float] = (), max_seconds: float | None = None) -> None:
+        self.thresholds = sorted(thresholds)
         self.max_seconds = max_seconds
         self.start: float | None = None
         self.trace: list[dict] = []

@@ -26,13 +26,12 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, open_dict
 
-from gan.build import build_gan, check_accelerator, instantiate
+from gan.build import build_gan, build_trainer, instantiate
+from gan.config import auto_iterations
 from gan.errors import ConfigError
-from gan.precision import choose_precision
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
 # the probe: untimed iterations first (oneDNN builds its kernels on the first calls), then timed
 # ones until both counts below are reached (or MAX_TIMED iterations)
 WARMUP = 5
@@ -76,10 +75,6 @@ class RateProbe(pl.Callback):
         return self.timed / self.seconds
 
 
-def is_auto(cfg: DictConfig) -> bool:
-    return cfg.get("iterations") == AUTO
-
-
 def check_auto(cfg: DictConfig) -> None:
     """``iterations=auto`` needs ``train_minutes`` and one training process (each DDP process would
     measure its own rate and could pick another count)."""
@@ -95,7 +90,7 @@ def check_auto(cfg: DictConfig) -> None:
 def resolve_iterations(cfg: DictConfig, checkpoint: dict | None = None) -> None:
     """Replace ``iterations=auto`` in ``cfg`` by a count: the one recorded in ``checkpoint`` (the
     run being resumed), else ``train_minutes`` at the rate :func:`measure_rate` finds here."""
-    if not is_auto(cfg):
+    if not auto_iterations(cfg):
         return
     check_auto(cfg)
     recorded = ((checkpoint or {}).get("gan") or {}).get("config") or {}
@@ -137,22 +132,17 @@ def quiet_lightning():
 
 def measure_rate(cfg: DictConfig) -> float:
     """GAN iterations per second of the run ``cfg`` describes, on this machine: a throwaway copy
-    of its model and data (same precision, accelerator and batch size) trains a few iterations
-    with no logger, callbacks or checkpoints, in a temporary folder."""
-    probe_cfg = cfg.copy()
-    with open_dict(probe_cfg):
-        probe_cfg.iterations = PROBE_BUDGET
-    check_accelerator(str(cfg.trainer.get("accelerator", "cpu")))
-    precision, _ = choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")))
-    model = build_gan(probe_cfg)
-    datamodule = instantiate(probe_cfg.data)
+    of its model and data, on the trainer the run would get (:func:`gan.build.build_trainer`: the
+    same accelerator check and precision choice), trains a few iterations in one process with no
+    logger, callbacks or checkpoints, in a temporary folder."""
     probe = RateProbe()
     with tempfile.TemporaryDirectory(prefix="gan-rate-probe-") as folder, warnings.catch_warnings(), quiet_lightning():
         warnings.simplefilter("ignore")  # Lightning's notes are about the probe, not the run
-        trainer = instantiate(
-            probe_cfg.trainer, precision=precision, devices=1, num_nodes=1, max_epochs=-1, max_steps=-1,
-            logger=False, callbacks=[probe], enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, default_root_dir=folder,
-        )
-        trainer.fit(model, datamodule=datamodule)
+        probe_cfg = cfg.copy()
+        with open_dict(probe_cfg):
+            probe_cfg.iterations = PROBE_BUDGET
+            probe_cfg.trainer.update(devices=1, num_nodes=1, max_epochs=-1, max_steps=-1, enable_checkpointing=False,
+                                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder)
+        trainer = build_trainer(probe_cfg, [probe], [])
+        trainer.fit(build_gan(probe_cfg), datamodule=instantiate(probe_cfg.data))
     return probe.rate

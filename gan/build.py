@@ -17,6 +17,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.utilities import rank_zero_info
 
+from gan.config import auto_iterations
 from gan.errors import ConfigError
 from gan.precision import choose_precision
 
@@ -46,7 +47,7 @@ class Run(NamedTuple):
 
 def build_gan(cfg: DictConfig) -> pl.LightningModule:
     """The LightningModule of ``cfg.model`` (its loss and run-level settings come by interpolation)."""
-    if cfg.get("iterations") == "auto":
+    if auto_iterations(cfg):
         raise ConfigError("iterations=auto: gan.train fixes the count at start-up from the rate it measures "
                           "(gan.budget.resolve_iterations); to build a model from this config, set iterations=N")
     return instantiate(cfg.model, _convert_="partial")

@@ -38,6 +38,8 @@ HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_a
 MAX_LISTED = 30
 
 _ABSENT = object()
+# iterations=auto: gan.train fixes the count at start-up from the measured rate (gan/budget.py)
+AUTO_ITERATIONS = "auto"
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -169,7 +171,7 @@ def _check_values(cfg: DictConfig) -> None:
     for key in ("iterations", "checkpoint_every", "sample_every", "eval_every", "eval_points", "eval_samples",
                 "eval_final_samples", "log_every"):
         value = _select(cfg, key)
-        if key == "iterations" and value == "auto":
+        if key == "iterations" and value == AUTO_ITERATIONS:
             continue  # fixed at start-up from the measured rate (gan/budget.py)
         if value is not _ABSENT:
             positive_int(key, value, nullable=key in ("iterations", "eval_every", "eval_final_samples"))
@@ -237,6 +239,11 @@ def _select(cfg: DictConfig, key: str) -> Any:
 
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def auto_iterations(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` leaves its iteration count to be measured (``iterations=auto``)."""
+    return cfg.get("iterations") == AUTO_ITERATIONS
 
 
 def positive_int(key: str, value: Any, nullable: bool = False) -> int | None:

@@ -52,6 +52,7 @@ def test_auto_measures_the_rate_and_fixes_a_count_before_the_run(make_cfg):
     assert cfg.iterations % cfg.log_every == 0
     assert cfg.model.max_iterations == cfg.iterations  # everything that counts iterations sees it
     assert not Path(cfg.paths.output_dir).exists()  # the probe wrote nothing into the run folder
+    assert (cfg.trainer.precision, cfg.trainer.enable_model_summary) == ("auto", True)  # its trainer settings stayed its own
 
 
 def test_a_run_records_its_count_and_a_resume_keeps_it(make_cfg, monkeypatch):
