@@ -29,6 +29,7 @@ from omegaconf import DictConfig, open_dict
 from gan.build import build_gan, build_trainer, instantiate
 from gan.config import auto_iterations
 from gan.errors import ConfigError
+from gan.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -145,4 +146,6 @@ def measure_rate(cfg: DictConfig) -> float:
                                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder)
         trainer = build_trainer(probe_cfg, [probe], [])
         trainer.fit(build_gan(probe_cfg), datamodule=instantiate(probe_cfg.data))
+        del trainer
+    release_free_memory(collect_cycles=True)  # the throwaway copy's memory, before the run allocates its own
     return probe.rate

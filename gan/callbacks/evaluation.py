@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gan.callbacks.training import StopOnSignal
 from gan.checkpoints import BEST_FID, checkpoint_dir, save_atomically
+from gan.memory import release_free_memory
 from gan.config import ConfigError, positive_int
 from gan.files import write_atomically
 from gan.generate import balanced_labels, sample_images
@@ -183,6 +184,8 @@ class Evaluation(Callback):
                 if pl_module.generator_ema is not None:  # the raw G beside its average
                     metrics["fid_raw"] = self.evaluator.fid(self.samples(pl_module, pl_module.generator, n=n))
                 result = (metrics, self.evaluator.floor(n))
+                del samples
+            release_free_memory()  # the samples, activations and distance blocks, before training goes on
         metrics, floor = trainer.strategy.broadcast(result, src=0)
         self.last_evaluated = it
         improved = metrics["fid"] < self.best_fid

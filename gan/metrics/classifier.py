@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from gan.data import ROOT_ENV, load_split
 from gan.files import write_atomically
 from gan.idx import DataFileError
+from gan.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -215,23 +216,22 @@ def train_classifier(recipe: str | Recipe, data_root: str | Path | None = None, 
     The global RNG state of the caller is left as it was.
     """
     recipe = get_recipe(recipe)
-    images, labels = load_split(resolve_data_root(data_root), "train", dataset)
-    x_all = as_unit_images(images)
+    images, labels = load_split(resolve_data_root(data_root), "train", dataset)  # uint8, scaled per batch
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = MNISTClassifier(recipe.channels, recipe.feature_dim, recipe.dropout)
         order_rng = torch.Generator().manual_seed(recipe.seed)
-        n = len(x_all) if recipe.train_images is None else min(recipe.train_images, len(x_all))
+        n = len(images) if recipe.train_images is None else min(recipe.train_images, len(images))
         steps_per_epoch = n // recipe.batch_size
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch)
         model.train()
         for epoch in range(recipe.epochs):
-            order = torch.randperm(len(x_all), generator=order_rng)[:n]
+            order = torch.randperm(len(images), generator=order_rng)[:n]
             total = 0.0
             for step in range(steps_per_epoch):
                 idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-                x, y = x_all[idx], labels[idx]
+                x, y = as_unit_images(images[idx]), labels[idx]
                 if recipe.junk_per_batch:
                     x = torch.cat([x, junk_images(recipe.junk_per_batch, order_rng)])
                     y = torch.cat([y, torch.full((recipe.junk_per_batch,), NOT_A_DIGIT)])
@@ -270,6 +270,7 @@ def load_or_train_classifier(
         log.info("training the %s feature classifier (recipe %s) into %s", dataset, recipe.name, path)
         start = time.perf_counter()
         model = train_classifier(recipe, data_root, dataset)
+        release_free_memory()  # its training batches and optimizer state, before the run goes on
         seconds = time.perf_counter() - start
         test_images, test_labels = load_split(resolve_data_root(data_root), "test", dataset)
         acc = accuracy(model, test_images, test_labels)

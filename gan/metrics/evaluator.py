@@ -46,6 +46,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan.data import load_split
 from gan.files import write_atomically
+from gan.memory import release_free_memory
 from gan.metrics.classifier import (
     MNISTClassifier,
     as_unit_images,
@@ -181,6 +182,7 @@ class Evaluator:
             if ref is None:
                 ref = self._compute_reference()
                 write_atomically(path, lambda p: torch.save(ref, p))
+                release_free_memory()  # the distance blocks and activations of 70000 images
             self._reference = ref
         return self._reference
 
