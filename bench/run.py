@@ -22,14 +22,17 @@ import torch
 
 from bench.efficiency import ROOF_SIZE, efficiency, roof
 from bench.recipes import PROJECT
+from gan.precision import choose_precision, cpu_bf16_flags
 
 # (iterations measured after the warm-up, warm-up iterations, A B rounds) per recipe; the DCGAN
 # costs ~12x the MLP per iteration, and the MLP's short runs are the noisier, so it gets more rounds
 DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30, 4), "cs231n_dcgan": (40, 6, 2)}
 ROOF_LABEL = f"{ROOF_SIZE}^3, best of 7"
-# the default recipe (`make train`) alone: its precision as chosen by trainer.precision=auto, and fp32
+# the default recipe (`make train`) alone: its precision as chosen by trainer.precision=auto, fp32,
+# and bf16 on a CPU with bf16 instructions (auto takes it only where it measures faster)
 DEFAULT_RECIPE = (60, 10, 2)
 PRECISIONS = {"auto": [], "fp32": ["trainer.precision=32-true"]}
+BF16 = {"bf16": ["trainer.precision=bf16-mixed"]}
 SWITCHES = {
     "reuse_fake": ["model.reuse_fake=true"],
     "channels_last": ["model.channels_last=true"],
@@ -86,12 +89,14 @@ def compare(recipe: str, iterations: int, warmup: int, rounds: int) -> dict:
 
 
 def default_recipe_rates(scale: float, rounds: int | None) -> dict[str, float]:
-    """Iterations per second of the default recipe under each of ``PRECISIONS``, alternated."""
+    """Iterations per second of the default recipe under each of ``PRECISIONS`` (and bf16 where the
+    CPU has bf16 instructions), alternated."""
     n, warm, default_rounds = DEFAULT_RECIPE
     n = max(5, int(n * scale))
-    runs: dict[str, list[float]] = {name: [] for name in PRECISIONS}
+    precisions = PRECISIONS | (BF16 if cpu_bf16_flags() else {})
+    runs: dict[str, list[float]] = {name: [] for name in precisions}
     for _ in range(rounds or default_rounds):
-        for name, overrides in PRECISIONS.items():
+        for name, overrides in precisions.items():
             runs[name].append(measure("default", "template", n, warm, overrides)["its"])
     return {name: statistics.mean(r) for name, r in runs.items()}
 
@@ -103,8 +108,10 @@ def efficiency_rows(result: dict, scale: float, rounds: int | None) -> dict:
     rates = default_recipe_rates(scale, rounds)
     rows = {}
     gflop = measure("default", "flops", 0, 0)["gflop_per_it"]
+    auto = choose_precision("auto", "cpu")[0]  # what the auto runs chose (the same measurement, this process)
     for name, its in rates.items():
-        rows[f"default ({name})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
+        label = f"auto = {auto}" if name == "auto" else name
+        rows[f"default ({label})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
     for recipe in DEFAULT_ITERATIONS:
         gflop = measure(recipe, "flops", 0, 0)["gflop_per_it"]
         rows[recipe] = {"its": result[recipe]["template_its"], **efficiency(gflop, result[recipe]["template_its"], fp32_roof)}
