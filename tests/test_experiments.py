@@ -85,8 +85,7 @@ def test_sweep_over_every_experiment(tmp_path):
 
 def test_ablations_change_only_what_they_name(make_cfg):
     """Each ablate_* overlay is the default recipe with one component taken away (README, "The
-    default recipe"); ablate_tutorial_nets restates the recipe's training settings around the
-    tutorial's networks, so it must follow the recipe when the recipe changes."""
+    default recipe")."""
     default = OmegaConf.to_container(make_cfg().model, resolve=True)
 
     def changed(name: str) -> set[str]:
@@ -95,11 +94,11 @@ def test_ablations_change_only_what_they_name(make_cfg):
 
     assert changed("no_ema") == {"ema"}
     assert changed("cosine_decay") == {"scheduler_g", "scheduler_d"}
-    assert changed("tutorial_nets") - {"noise"} == {"generator", "discriminator"}
-    tutorial = make_cfg("experiment=ablate_tutorial_nets").model
-    same_noise = ("dim", "distribution", "mean", "std")  # the tutorial's uniform low/high stay, unused
-    assert [tutorial.noise[k] for k in same_noise] == [default["noise"][k] for k in same_noise]
-    assert tutorial.generator.hidden == default["generator"]["hidden"]  # the recipe's G is the tutorial's
+    assert changed("strided_d") == {"generator", "discriminator"}
+    strided = make_cfg("experiment=ablate_strided_d").model
+    assert strided.discriminator._target_.endswith("StridedDiscriminator") and strided.discriminator.hidden is None
+    generator = OmegaConf.to_container(strided.generator, resolve=True)
+    assert {k for k in generator if generator[k] != default["generator"][k]} == {"init"}  # G: only its init
     assert (changed("no_penalty"), make_cfg("experiment=ablate_no_penalty").loss.r1_gamma) == ({"loss"}, 0.0)
     nonsaturating = make_cfg("experiment=ablate_nonsaturating").loss
     rpgan = make_cfg().loss

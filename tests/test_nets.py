@@ -6,6 +6,7 @@ from torch import nn
 
 from gan.nets.dcgan import InfoGANDiscriminator, InfoGANGenerator
 from gan.nets.mlp import MLPDiscriminator, MLPGenerator
+from gan.nets.modern_dcgan import StridedDiscriminator
 
 
 def n_params(net: nn.Module) -> int:
@@ -28,7 +29,8 @@ def test_generator_shape_and_range(make, activation, low, high):
     assert x.std() > 0  # not a constant image
 
 
-@pytest.mark.parametrize("net", [MLPDiscriminator(), InfoGANDiscriminator()])
+@pytest.mark.parametrize("net", [MLPDiscriminator(), InfoGANDiscriminator(), StridedDiscriminator((64, 128, 256)),
+                                 StridedDiscriminator((32, 64), hidden=128)])
 def test_discriminator_returns_one_logit_per_image(net):
     logits = net(torch.rand(7, 1, 28, 28) * 2 - 1)
     assert logits.shape == (7, 1)
@@ -52,6 +54,14 @@ def test_dcgan_parameter_counts_match_the_layer_list():
     assert n_params(InfoGANGenerator(96)) == g
     d = (1 * 32 * 25 + 32) + (32 * 64 * 25 + 64) + (1024 * 1024 + 1024) + (1024 + 1)
     assert n_params(InfoGANDiscriminator()) == d
+
+
+def test_strided_parameter_counts_match_the_layer_list():
+    # conv 4x4/2 (padding 1): 28 -> 14 -> 7 -> 3, then the flattened 256 x 3 x 3 to one logit
+    body = (1 * 64 * 16 + 64) + (64 * 128 * 16 + 128) + (128 * 256 * 16 + 256)
+    assert n_params(StridedDiscriminator((64, 128, 256))) == body + (256 * 9 + 1)
+    # a hidden layer of 32 units before the logit
+    assert n_params(StridedDiscriminator((64, 128, 256), hidden=32)) == body + (256 * 9 * 32 + 32) + (32 + 1)
 
 
 def test_xavier_init_touches_linear_and_transposed_conv_weights_only():

@@ -1,8 +1,9 @@
-"""The discriminator of the template's own recipe (``model=modern_dcgan``).
+"""A strided discriminator for the template's own recipe (``model=modern_dcgan``).
 
-G is the cs231n :class:`gan.nets.dcgan.InfoGANGenerator`; D is the strided discriminator below: no
-normalisation (the zero-centred gradient penalties and the relativistic loss want a D that scores
-each image on its own), no pooling, LeakyReLU 0.2.
+The recipe's default networks are the cs231n tutorial's (:mod:`gan.nets.dcgan`); this D is the
+one it had before (``experiment=ablate_strided_d``): no normalisation (the zero-centred gradient
+penalties and the relativistic loss want a D that scores each image on its own), no pooling,
+LeakyReLU 0.2, and optionally a hidden fully connected layer before the logit, as the tutorial's D has.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from gan.nets.init import initialize
 
 
 class StridedDiscriminator(nn.Module):
-    """conv k x k stride 2 -> LeakyReLU, once per entry of ``channels`` (28 -> 14 -> 7), then a
-    linear layer from the flattened features to one logit."""
+    """conv k x k stride 2 -> LeakyReLU, once per entry of ``channels`` (28 -> 14 -> 7 -> 3), then a
+    linear layer from the flattened features to one logit (through a hidden layer of ``hidden``
+    units and LeakyReLU, if given)."""
 
     def __init__(
         self,
@@ -23,6 +25,7 @@ class StridedDiscriminator(nn.Module):
         kernel_size: int = 4,
         negative_slope: float = 0.2,
         init: str | None = None,
+        hidden: int | None = None,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -34,7 +37,10 @@ class StridedDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = self.features(torch.zeros(1, 1, 28, 28)).shape[1]
-        self.classify = nn.Linear(flat, 1)
+        if hidden:
+            self.classify: nn.Module = nn.Sequential(nn.Linear(flat, hidden), nn.LeakyReLU(negative_slope), nn.Linear(hidden, 1))
+        else:
+            self.classify = nn.Linear(flat, 1)
         initialize(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
