@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## train the default recipe (modern_dcgan + rpgan, 6000 GAN iterations, about 9 min on 2 AVX-512 cores); extra overrides: make train ARGS="model=mlp"
+## train the default recipe (modern_dcgan + rpgan) for train_minutes (conf/train.yaml) of training on this machine (iterations=auto); extra overrides: make train ARGS="model=mlp"
 train: $(STAMP)
 	$(PY) -m gan.train iterations=auto $(ARGS)
 

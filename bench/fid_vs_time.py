@@ -1,6 +1,6 @@
 """FID against wall-clock seconds of training, for runs that evaluated during training:
 
-    python -m bench.fid_vs_time RUN_DIR[=label] ... [--out docs/fid_vs_time.png]
+    python -m bench.fid_vs_time RUN_DIR[=label] ... [--bench outputs/bench.json] [--out docs/fid_vs_time.png]
 
 (docs/fid_vs_time.png: the default recipe's `make train` against the cs231n DCGAN tutorial's
 `make train ARGS="experiment=cs231n_dcgan trainer.max_epochs=-1"`, one after the other.)
@@ -8,13 +8,15 @@
 Each run's ``val/fid`` points are read from its TensorBoard events; a point's time is the wall
 clock of its event minus that of the run's first ``train/*`` scalar (written ``log_every``
 iterations in, so the start-up before training is not counted; the evaluations in between are).
-Runs compared this way must have run on the same machine under the same load (README, "The
-default recipe").
+``--bench`` adds the time-to-quality traces of a ``make bench`` (each recipe's evaluations against
+its seconds of training, counted the same way). Runs compared this way must have run on the same
+machine under the same load (README, "The default recipe").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,6 +49,16 @@ def fid_over_time(run_dir: Path) -> list[Point]:
     samples, floors = by_step("val/eval_samples"), by_step("val_floor/fid")
     return [Point(e.wall_time - start, e.value, e.step, int(samples.get(e.step, 0)), floors.get(e.step))
             for e in acc.Scalars("val/fid")]
+
+
+def bench_traces(bench_json: Path) -> dict[str, list[Point]]:
+    """The time-to-quality traces of a ``make bench`` result, one series per recipe."""
+    quality = json.loads(bench_json.read_text()).get("time_to_quality") or {}
+    if not quality:
+        raise SystemExit(f"error: {bench_json} has no time_to_quality traces (was the bench run with --no-quality?)")
+    return {f"{recipe} (make bench)": [Point(p["seconds"], p["fid"], p["iteration"], int(run["eval_samples"]), None)
+                                       for p in run["trace"]]
+            for recipe, run in quality.items()}
 
 
 def plot(series: dict[str, list[Point]], out: Path) -> Path:
@@ -84,7 +96,8 @@ def plot(series: dict[str, list[Point]], out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="RUN_DIR or RUN_DIR=label")
+    parser.add_argument("runs", nargs="*", help="RUN_DIR or RUN_DIR=label")
+    parser.add_argument("--bench", type=Path, help="a make bench result (outputs/bench.json): its time-to-quality traces")
     parser.add_argument("--out", type=Path, default=Path("docs/fid_vs_time.png"))
     args = parser.parse_args()
     series = {}
@@ -92,8 +105,13 @@ def main() -> None:
         path, _, label = spec.partition("=")
         label = label or Path(path).name
         series[label] = fid_over_time(Path(path))
+    if args.bench:
+        series |= bench_traces(args.bench)
+    if not series:
+        parser.error("give at least one RUN_DIR or --bench")
+    for label, points in series.items():
         print(f"{label}: " + ", ".join(f"{p.seconds:.0f} s (it {p.iteration}, n={p.samples}) FID {p.fid:.1f}"
-                                       for p in series[label]))
+                                       for p in points))
     print(f"wrote {plot(series, args.out)}")
 
 

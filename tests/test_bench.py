@@ -1,6 +1,7 @@
 """The benchmark compares like with like: the plain loop starts from the template's networks, and
 both timers count the iterations they claim."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -121,3 +122,18 @@ def test_fid_vs_time_reads_the_evaluations_against_the_training_clock(tmp_path):
     with pytest.raises(SystemExit, match="no val/fid"):
         SummaryWriter(str(tmp_path / "bare" / "tensorboard")).close()
         fid_over_time(tmp_path / "bare")
+
+
+def test_fid_vs_time_reads_a_bench_results_time_to_quality_traces(tmp_path):
+    from bench.fid_vs_time import bench_traces
+
+    result = {"time_to_quality": {"default": {"eval_samples": 2000, "trace": [
+        {"iteration": 250, "seconds": 81.2, "fid": 140.5}, {"iteration": 500, "seconds": 160.0, "fid": 19.1}]}}}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(result))
+    series = bench_traces(path)
+    assert [(p.seconds, p.fid, p.iteration, p.samples, p.floor) for p in series["default (make bench)"]] == [
+        (81.2, 140.5, 250, 2000, None), (160.0, 19.1, 500, 2000, None)]
+    path.write_text(json.dumps({"roof": {}}))
+    with pytest.raises(SystemExit, match="no time_to_quality"):
+        bench_traces(path)
