@@ -2,8 +2,8 @@
 
     python -m bench.fid_vs_time RUN_DIR[=label] ... [--bench outputs/bench.json] [--out docs/fid_vs_time.png]
 
-(docs/fid_vs_time.png: the default recipe's `make train` against the cs231n DCGAN tutorial's
-`make train ARGS="experiment=cs231n_dcgan trainer.max_epochs=-1"`, one after the other.)
+(docs/fid_vs_time.png: a `make train` run of the default recipe with ``--bench`` of a `make bench`
+on the same machine, whose time-to-quality part trains the default recipe and the cs231n DCGAN tutorial.)
 
 Each run's ``val/fid`` points are read from its TensorBoard events; a point's time is the wall
 clock of its event minus that of the run's first ``train/*`` scalar (written ``log_every``

@@ -22,7 +22,7 @@ import torch
 
 from bench.efficiency import ROOF_SIZE, efficiency, roof
 from bench.recipes import PROJECT
-from gan.precision import choose_precision, cpu_bf16_flags
+from gan.precision import cpu_bf16_flags
 
 # (iterations measured after the warm-up, warm-up iterations, A B rounds) per recipe; the DCGAN
 # costs ~12x the MLP per iteration, and the MLP's short runs are the noisier, so it gets more rounds
@@ -90,14 +90,17 @@ def compare(recipe: str, iterations: int, warmup: int, rounds: int) -> dict:
 
 def default_recipe_rates(scale: float, rounds: int | None) -> dict[str, float]:
     """Iterations per second of the default recipe under each of ``PRECISIONS`` (and bf16 where the
-    CPU has bf16 instructions), alternated."""
+    CPU has bf16 instructions), alternated. The auto runs are named by the precision ``auto``
+    resolved to in them (``auto = 32-true``; a second name if two runs chose differently)."""
     n, warm, default_rounds = DEFAULT_RECIPE
     n = max(5, int(n * scale))
     precisions = PRECISIONS | (BF16 if cpu_bf16_flags() else {})
-    runs: dict[str, list[float]] = {name: [] for name in precisions}
+    runs: dict[str, list[float]] = {}
     for _ in range(rounds or default_rounds):
         for name, overrides in precisions.items():
-            runs[name].append(measure("default", "template", n, warm, overrides)["its"])
+            run = measure("default", "template", n, warm, overrides)
+            label = f"auto = {run['precision']}" if name == "auto" else name
+            runs.setdefault(label, []).append(run["its"])
     return {name: statistics.mean(r) for name, r in runs.items()}
 
 
@@ -108,10 +111,8 @@ def efficiency_rows(result: dict, scale: float, rounds: int | None) -> dict:
     rates = default_recipe_rates(scale, rounds)
     rows = {}
     gflop = measure("default", "flops", 0, 0)["gflop_per_it"]
-    auto = choose_precision("auto", "cpu")[0]  # what the auto runs chose (the same measurement, this process)
     for name, its in rates.items():
-        label = f"auto = {auto}" if name == "auto" else name
-        rows[f"default ({label})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
+        rows[f"default ({name})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
     for recipe in DEFAULT_ITERATIONS:
         gflop = measure(recipe, "flops", 0, 0)["gflop_per_it"]
         rows[recipe] = {"its": result[recipe]["template_its"], **efficiency(gflop, result[recipe]["template_its"], fp32_roof)}

@@ -25,10 +25,10 @@ from torch import Tensor
 
 from gan.callbacks.training import StopOnSignal
 from gan.checkpoints import BEST_FID, checkpoint_dir, save_atomically
-from gan.memory import release_free_memory
 from gan.config import ConfigError, positive_int
 from gan.files import write_atomically
 from gan.generate import balanced_labels, sample_images
+from gan.memory import release_free_memory
 from gan.metrics.classifier import get_recipe
 from gan.metrics.conditional import conditional_metrics, summary
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator
