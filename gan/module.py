@@ -73,6 +73,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
         label_dim: the size of G's label embedding (conditional only). Both datasets have 10
             classes (:data:`gan.nets.conditional.NUM_CLASSES`); ACGAN's class cross-entropy is
             added to both losses with weight 1, as in Odena et al. 2017.
+        label_std: the initial standard deviation of G's label embedding (conditional only).
+        class_norm: G's BatchNorm layers take a per-class gain and bias
+            (:class:`gan.nets.conditional.ClassConditionalBatchNorm`; conditional only).
     """
 
     def __init__(
@@ -103,12 +106,15 @@ class GAN(NetworkUpdates, pl.LightningModule):
         fixed_noise_seed: int | None = 0,
         conditioning: str | None = None,
         label_dim: int = 32,
+        label_std: float = 1.0,
+        class_norm: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = None  # None: unconditional
         if conditioning is not None:
             _check_conditional_recipe(conditioning, schedule, loss)
-            generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim)
+            generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim,
+                                                            label_std=label_std, class_norm=class_norm)
             self.num_classes = discriminator.num_classes
         # class logits D returns after its adversarial logit (ACGAN), else 0
         self.auxiliary_classes = getattr(discriminator, "auxiliary_classes", 0)

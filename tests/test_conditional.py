@@ -15,10 +15,12 @@ from gan.metrics.conditional import conditional_metrics
 from gan.metrics.evaluator import Evaluator
 from gan.metrics.scores import frechet_distance
 from gan.nets.conditional import (
+    ClassConditionalBatchNorm,
     ConditionalDiscriminator,
     ConditionalGenerator,
     cycling_labels,
 )
+from gan.nets.dcgan import InfoGANGenerator
 from gan.nets.mlp import MLPDiscriminator, MLPGenerator
 from gan.sample import main as sample_main
 from gan.train import train
@@ -112,6 +114,57 @@ def test_generator_joins_the_label_embedding_to_z():
     z = torch.randn(3, 6)
     assert not torch.equal(g(z, torch.tensor([0, 0, 0])), g(z, torch.tensor([1, 1, 1])))
     assert torch.equal(g(z), g(z, cycling_labels(3, 10)))  # no labels: every class in turn
+
+
+def test_label_std_sets_the_label_embeddings_initial_scale():
+    def build(noise_dim):
+        return MLPGenerator(noise_dim=noise_dim, hidden=[8])
+
+    torch.manual_seed(0)
+    wide = ConditionalGenerator(build, noise_dim=6, num_classes=10, label_dim=64).embed.weight.std()
+    narrow = ConditionalGenerator(build, noise_dim=6, num_classes=10, label_dim=64, label_std=0.1).embed.weight.std()
+    assert 0.9 < wide < 1.1 and 0.09 < narrow < 0.11
+    zero = ConditionalGenerator(build, noise_dim=6, num_classes=10, label_dim=64, label_std=0.0)
+    assert torch.count_nonzero(zero.embed.weight) == 0
+    with pytest.raises(ConfigError, match="model.label_std=-1"):
+        ConditionalGenerator(build, noise_dim=6, label_std=-1)
+
+
+def test_class_norm_swaps_every_batch_norm_and_starts_as_plain_batch_norm():
+    def build(noise_dim):
+        return InfoGANGenerator(noise_dim=noise_dim, hidden=32, base_channels=4)
+
+    torch.manual_seed(0)
+    plain = ConditionalGenerator(build, noise_dim=6, label_dim=4)
+    torch.manual_seed(0)
+    conditional = ConditionalGenerator(build, noise_dim=6, label_dim=4, class_norm=True)
+    assert len(conditional.class_norms) == 3  # FC 32, FC 8x7x7, ConvT 4 channels
+    assert [m for m in conditional.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine] == []
+    z, labels = torch.randn(8, 6), torch.arange(8) % 3
+    assert torch.allclose(plain(z, labels), conditional(z, labels), atol=1e-6)  # gain 1, bias 0: the same network
+    assert all(norm.labels is None for norm in conditional.class_norms)  # no labels left behind
+
+
+def test_class_norm_applies_each_samples_own_gain_and_bias():
+    norm = ClassConditionalBatchNorm(nn.BatchNorm2d(2), num_classes=3)
+    with torch.no_grad():
+        norm.gain.weight.copy_(torch.tensor([[1.0, 1.0], [2.0, 3.0], [1.0, 1.0]]))
+        norm.bias.weight.copy_(torch.tensor([[0.0, 0.0], [0.5, -1.0], [0.0, 0.0]]))
+    x = torch.randn(4, 2, 3, 3)
+    norm.labels = torch.tensor([0, 1, 2, 1])
+    normalised = nn.BatchNorm2d(2, affine=False)(x)
+    expected = normalised.clone()
+    expected[[1, 3], 0] = normalised[[1, 3], 0] * 2 + 0.5
+    expected[[1, 3], 1] = normalised[[1, 3], 1] * 3 - 1
+    assert torch.allclose(norm(x), expected, atol=1e-6)
+    norm.labels = None
+    with pytest.raises(RuntimeError, match="without labels"):
+        norm(x)
+
+
+def test_class_norm_needs_a_generator_with_batch_norm():
+    with pytest.raises(ConfigError, match="model.class_norm=true: the generator MLPGenerator has no BatchNorm"):
+        ConditionalGenerator(lambda noise_dim: MLPGenerator(noise_dim=noise_dim, hidden=[8]), noise_dim=6, class_norm=True)
 
 
 def test_conditioning_needs_a_generator_partial_and_a_known_name(make_cfg):

@@ -34,8 +34,36 @@ def cycling_labels(n: int, num_classes: int, device: torch.device | str | None =
     return torch.arange(n, device=device) % num_classes
 
 
+class ClassConditionalBatchNorm(nn.Module):
+    """BatchNorm whose gain and bias are looked up per class (de Vries et al. 2017; the G of
+    Miyato & Koyama 2018): the statistics are the batch's, shared by every class, and each class
+    scales and shifts the normalised features its own way. Gains start at 1 and biases at 0, so
+    at initialisation it is the plain BatchNorm it replaces.
+
+    The labels of the batch are set on :attr:`labels` by the owning :class:`ConditionalGenerator`
+    just before each forward pass (the inner generator's ``forward(z)`` has no room for them).
+    """
+
+    def __init__(self, norm: nn.modules.batchnorm._BatchNorm, num_classes: int) -> None:
+        super().__init__()
+        self.norm = type(norm)(norm.num_features, eps=norm.eps, momentum=norm.momentum, affine=False,
+                               track_running_stats=norm.track_running_stats)
+        self.gain = nn.Embedding(num_classes, norm.num_features)
+        self.bias = nn.Embedding(num_classes, norm.num_features)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+        self.labels: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.labels is None:
+            raise RuntimeError("ClassConditionalBatchNorm called without labels: call it through ConditionalGenerator")
+        shape = (len(x), -1) + (1,) * (x.dim() - 2)
+        gain, bias = self.gain(self.labels).to(x.dtype).view(shape), self.bias(self.labels).to(x.dtype).view(shape)
+        return self.norm(x) * gain + bias
+
+
 class ConditionalGenerator(nn.Module):
-    """G(z, y) = generator([z, embed(y)]).
+    """G(z, y) = generator([z, embed(y)]), optionally with class-conditional BatchNorm.
 
     Args:
         generator: builds the inner generator given ``noise_dim`` (a Hydra partial of any
@@ -43,21 +71,54 @@ class ConditionalGenerator(nn.Module):
         noise_dim: size of z.
         num_classes: number of labels.
         label_dim: size of the label embedding.
+        label_std: the label embedding's initial standard deviation (torch's default is 1, the
+            scale of z's entries).
+        class_norm: replace every BatchNorm of the inner generator with
+            :class:`ClassConditionalBatchNorm`, so the label also sets each layer's gain and bias.
     """
 
-    def __init__(self, generator: Callable[..., nn.Module], noise_dim: int, num_classes: int = NUM_CLASSES, label_dim: int = 32) -> None:
+    def __init__(
+        self, generator: Callable[..., nn.Module], noise_dim: int, num_classes: int = NUM_CLASSES, label_dim: int = 32,
+        label_std: float = 1.0, class_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.num_classes = positive_int("num_classes", num_classes)
         self.noise_dim = positive_int("model.noise.dim", noise_dim)
         self.embed = nn.Embedding(self.num_classes, positive_int("model.label_dim", label_dim))
+        if not label_std >= 0:
+            raise ConfigError(f"model.label_std={label_std}: the label embedding's initial standard deviation must be >= 0")
+        nn.init.normal_(self.embed.weight, std=label_std)
         self.net = generator(noise_dim=noise_dim + label_dim)
         self.output_activation = getattr(self.net, "output_activation", "tanh")
+        self.class_norms: list[ClassConditionalBatchNorm] = []
+        if class_norm:
+            self.class_norms = _condition_batch_norms(self.net, self.num_classes)
+            if not self.class_norms:
+                raise ConfigError(f"model.class_norm=true: the generator {type(self.net).__name__} has no BatchNorm layer to condition")
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images of ``labels`` (default: every class in turn, :func:`cycling_labels`)."""
         if labels is None:
             labels = cycling_labels(len(z), self.num_classes, z.device)
-        return self.net(torch.cat([z, self.embed(labels).to(z.dtype)], dim=1))
+        for norm in self.class_norms:
+            norm.labels = labels
+        try:
+            return self.net(torch.cat([z, self.embed(labels).to(z.dtype)], dim=1))
+        finally:
+            for norm in self.class_norms:
+                norm.labels = None
+
+
+def _condition_batch_norms(net: nn.Module, num_classes: int) -> list[ClassConditionalBatchNorm]:
+    """Swap every BatchNorm inside ``net`` for a :class:`ClassConditionalBatchNorm`; the new layers, in order."""
+    swapped = []
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                conditional = ClassConditionalBatchNorm(child, num_classes)
+                setattr(parent, name, conditional)
+                swapped.append(conditional)
+    return swapped
 
 
 class ConditionalDiscriminator(nn.Module):
@@ -120,12 +181,12 @@ def split_readout(discriminator: nn.Module) -> tuple[nn.Module | None, nn.Linear
 
 def conditional_networks(
     generator: Callable[..., nn.Module], discriminator: nn.Module, noise_dim: int, conditioning: str, label_dim: int,
-    num_classes: int = NUM_CLASSES,
+    num_classes: int = NUM_CLASSES, label_std: float = 1.0, class_norm: bool = False,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator]:
     """The conditional G and D of ``model.conditioning``, from the model's G partial and its D."""
     if isinstance(generator, nn.Module):
         raise ConfigError(f"model.conditioning={conditioning}: the generator must be given as a partial "
                           "(model.generator._partial_=true; experiment=conditional sets it), so it can be built "
                           "with room for the label embedding")
-    return (ConditionalGenerator(generator, noise_dim, num_classes, label_dim),
+    return (ConditionalGenerator(generator, noise_dim, num_classes, label_dim, label_std, class_norm),
             ConditionalDiscriminator(discriminator, num_classes, conditioning, label_dim))
