@@ -13,6 +13,7 @@ RECIPES = {
     "cs231n_gan": ["experiment=cs231n_gan"],
     "cs231n_dcgan": ["experiment=cs231n_dcgan"],
     "default": [],  # what `make train` runs
+    "conditional": ["experiment=conditional"],  # the default recipe, class-conditional
 }
 
 

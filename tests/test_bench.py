@@ -86,6 +86,16 @@ def test_work_of_an_iteration_is_counted_through_gradient_penalties(make_cfg):
     assert COUNTED % 4 == 0  # the default recipe's lazy penalties are averaged in
 
 
+def test_work_of_a_conditional_iteration_adds_the_labels_layers(make_cfg):
+    from bench.efficiency import gflop_per_iteration
+
+    small = ["data.batch_size=16", "trainer.precision=32-true"]
+    unconditional = gflop_per_iteration(make_cfg(*small), start=1)
+    conditional = gflop_per_iteration(make_cfg("experiment=conditional", *small, run="conditional"), start=1)
+    # G's first layer takes 32 more inputs and D adds the projection: more work, by a few percent
+    assert unconditional < conditional < 1.1 * unconditional
+
+
 def test_profile_splits_an_iteration_into_its_phases(capsys, monkeypatch):
     from bench.profile import main as profile_main
     from tests.conftest import data_root
