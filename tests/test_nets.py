@@ -56,6 +56,20 @@ def test_dcgan_parameter_counts_match_the_layer_list():
     assert n_params(InfoGANDiscriminator()) == d
 
 
+def test_infogan_discriminator_pools_before_its_activation_with_the_tutorials_numbers():
+    torch.manual_seed(0)
+    d = InfoGANDiscriminator()
+    conv1, _, act1, conv2, _, act2, flatten = d.features
+    tutorial_order = nn.Sequential(conv1, act1, nn.MaxPool2d(2), conv2, act2, nn.MaxPool2d(2), flatten)  # the same weights
+    x = (torch.rand(16, 1, 28, 28) * 2 - 1).requires_grad_()
+    ours, theirs = d(x), d.classify(tutorial_order(x))
+    assert torch.equal(ours, theirs)
+    params = [x, *d.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(ours.square().sum(), params),
+                                                 torch.autograd.grad(theirs.square().sum(), params)))
+    assert [type(m) for m in d.features[:3]] == [nn.Conv2d, nn.MaxPool2d, nn.LeakyReLU]  # the activation on 12x12, not 24x24
+
+
 def test_strided_parameter_counts_match_the_layer_list():
     # conv 4x4/2 (padding 1): 28 -> 14 -> 7 -> 3, then the flattened 256 x 3 x 3 to one logit
     body = (1 * 64 * 16 + 64) + (64 * 128 * 16 + 128) + (128 * 256 * 16 + 256)

@@ -56,7 +56,12 @@ class InfoGANGenerator(nn.Module):
 
 
 class InfoGANDiscriminator(nn.Module):
-    """conv 5x5 -> LeakyReLU -> maxpool, twice, then FC -> LeakyReLU -> FC to one logit."""
+    """conv 5x5 -> LeakyReLU -> maxpool, twice, then FC -> LeakyReLU -> FC to one logit.
+
+    Each block runs as conv -> maxpool -> LeakyReLU: a max commutes with an increasing function,
+    so the outputs and gradients are the tutorial's to the bit, and the activation and its
+    backward touch a quarter of the values (the 32x24x24 map is the largest tensor of D).
+    """
 
     def __init__(
         self,
@@ -69,11 +74,11 @@ class InfoGANDiscriminator(nn.Module):
         first, second = channels
         self.features = nn.Sequential(
             nn.Conv2d(1, first, 5),
-            nn.LeakyReLU(negative_slope),
             nn.MaxPool2d(2),
+            nn.LeakyReLU(negative_slope),
             nn.Conv2d(first, second, 5),
-            nn.LeakyReLU(negative_slope),
             nn.MaxPool2d(2),
+            nn.LeakyReLU(negative_slope),
             nn.Flatten(),
         )
         self.classify = nn.Sequential(
