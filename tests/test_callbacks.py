@@ -15,9 +15,11 @@ from omegaconf import OmegaConf, open_dict
 from gan.bookkeeping import History
 from gan.callbacks.diagnostics import (
     Diagnostics,
+    class_collapsed,
     coverage_collapsed,
     diagnose,
     discriminator_won,
+    worst_class_history,
 )
 from gan.callbacks.evaluation import Evaluation
 from gan.callbacks.training import StopOnSignal
@@ -54,6 +56,24 @@ def test_mode_collapse_is_detected_when_coverage_stays_low():
     assert coverage_collapsed([(250, 3)], patience=1) == (250, 3)
     found = diagnose([], [(250, 9), (500, 2)])
     assert [f.key for f in found] == ["mode_collapse"] and "2 of the 10 digits" in found[0].message
+
+
+def test_a_stalled_class_of_a_conditional_run_is_detected():
+    # the seed-1 stall of experiment=conditional at label_std 1: class 8 never read as 8, the rest right
+    stalled = [(100, 8, 0.0, 0.90), (200, 8, 0.0, 0.97), (300, 8, 0.02, 0.98)]
+    assert class_collapsed(stalled) == (300, 8, 0.02)
+    assert class_collapsed([(100, 8, 0.0, 0.9), (200, 8, 0.92, 0.97)]) is None  # recovered
+    assert class_collapsed([(100, 3, 0.3, 0.9), (200, 5, 0.4, 0.9)]) is None  # moving between classes
+    assert class_collapsed([(100, 9, 0.05, 0.39), (200, 9, 0.45, 0.79)]) is None  # not digits yet: the rest is low too
+    assert class_collapsed([(100, 8, 0.0, 0.9)]) is None  # one evaluation is not a trend
+    found = diagnose([], [(100, 10), (200, 10)], class_history=stalled)
+    assert [f.key for f in found] == ["class_collapse"]
+    assert "class 8 has stalled" in found[0].message and "model.label_std" in found[0].message
+    history = History()
+    history.add_evaluation(100, {"fid": 300.0, "worst_class": 8.0, "worst_class_accuracy": 0.0,
+                                 "other_classes_accuracy": 0.9}, {})
+    history.add_evaluation(200, {"fid": 200.0}, {})  # an unconditional evaluation has none of them
+    assert worst_class_history(history) == [(100, 8.0, 0.0, 0.9)]
 
 
 def test_diagnostics_callback_warns_once_in_the_log_and_as_text(caplog):

@@ -190,6 +190,8 @@ def test_conditional_default_recipe_trains_and_logs_label_accuracy(make_cfg, cac
     tensorboard = events(Path(cfg.paths.output_dir))
     assert "samples/by_class" in tensorboard.Tags()["images"]
     assert [e.step for e in tensorboard.Scalars("val/label_accuracy")] == [2]
+    assert 0 <= float(metrics["val/worst_class"]) <= 9
+    assert float(metrics["val/worst_class_accuracy"]) <= float(metrics["val/label_accuracy"])
 
 
 def test_resume_of_a_conditional_run_is_exact(make_cfg):
@@ -253,6 +255,10 @@ def test_label_accuracy_of_real_test_images_and_of_shuffled_labels(evaluator):
     assert real["label_accuracy"] >= 0.98
     assert real["intra_fid"] == pytest.approx(0.0, abs=1e-3)  # each class against its own test images
     assert set(real["per_class"]) == set(range(10))
+    worst = min(real["per_class"].values(), key=lambda row: row["label_accuracy"])
+    assert real["worst_class_accuracy"] == worst["label_accuracy"] >= 0.95
+    assert real["per_class"][real["worst_class"]] is worst
+    assert worst["label_accuracy"] <= real["label_accuracy"] <= real["other_classes_accuracy"]
     shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
     assert 0.07 <= conditional_metrics(evaluator, images, shuffled)["label_accuracy"] <= 0.13
 

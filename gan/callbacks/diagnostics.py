@@ -1,8 +1,9 @@
 """Watching a run: warnings when training goes wrong, and the learning curves at the end.
 
 - :class:`Diagnostics` warns once each (log and TensorBoard text) when D has won (its accuracy on
-  real and on generated images stays above 0.99 for a window) and when coverage stays below 10
-  digits. The detection is :func:`diagnose`, a pure function of the histories.
+  real and on generated images stays above 0.99 for a window), when coverage stays below 10
+  digits, and, in a conditional run, when one class's samples stop showing that class. The
+  detection is :func:`diagnose`, a pure function of the histories.
 - :class:`LearningCurves` draws ``curves.png`` in the run folder when training ends.
 
 Both read the run's figures from ``pl_module.history`` (:class:`gan.bookkeeping.History`), written
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Finding:
-    key: str  # "d_wins" or "mode_collapse"
+    key: str  # "d_wins", "mode_collapse" or "class_collapse"
     iteration: int
     message: str
 
@@ -61,6 +62,22 @@ def coverage_collapsed(history: Sequence[tuple[int, float]], minimum: int = 10, 
     return None
 
 
+def class_collapsed(
+    history: Sequence[tuple[int, float, float, float]], minimum: float = 0.5, patience: int = 2, others: float = 0.8
+) -> tuple[int, int, float] | None:
+    """``(iteration, class, accuracy)`` of the latest evaluation if in each of the last ``patience``
+    evaluations one and the same class had its samples read as that class less than ``minimum`` of
+    the time while the other classes' samples were read right at least ``others`` of the time (one
+    class far below the rest, not samples that are not digits yet); else None. ``history``:
+    (iteration, worst class, its label accuracy, the other classes' label accuracy)."""
+    recent = list(history)[-patience:]
+    if (len(recent) == patience and len({int(c) for _, c, _, _ in recent}) == 1
+            and all(acc < minimum and rest >= others for _, _, acc, rest in recent)):
+        it, cls, acc, _ = recent[-1]
+        return int(it), int(cls), float(acc)
+    return None
+
+
 def diagnose(
     d_history: Sequence[tuple[int, float, float]],
     coverage_history: Sequence[tuple[int, float]],
@@ -68,6 +85,8 @@ def diagnose(
     window: int = 200,
     min_coverage: int = 10,
     patience: int = 2,
+    class_history: Sequence[tuple[int, float, float, float]] = (),
+    min_class_accuracy: float = 0.5,
 ) -> list[Finding]:
     """Every problem the histories show, each with what to try."""
     found = []
@@ -91,6 +110,17 @@ def diagnose(
             "collapse), more D steps (model.d_steps=2), or go back to checkpoints/best_fid.ckpt. Early in a run, "
             "low coverage can also mean the samples are not digit-like yet (val/precision low): look at the grids."
         )))
+    stalled = class_collapsed(class_history, min_class_accuracy, patience)
+    if stalled is not None:
+        it, cls, acc = stalled
+        found.append(Finding("class_collapse", it, (
+            f"class {cls} has stalled: only {acc:.0%} of the samples drawn for it are read as class {cls} at GAN "
+            f"iteration {it}, while the other classes are read right (val/worst_class_accuracy, below "
+            f"{min_class_accuracy} for {patience} evaluations in a row). A single class that comes out as one blob for every z is a G whose label input has saturated "
+            "its output; it can take a thousand iterations to recover. Try: a smaller initial label embedding "
+            "(model.label_std=0.1, what experiment=conditional uses), or go back to checkpoints/best_fid.ckpt. "
+            "Look at samples/by_class."
+        )))
     return found
 
 
@@ -99,9 +129,16 @@ def d_accuracy_history(history: History) -> list[tuple[int, float, float]]:
     return [(it, s["d_acc_real"], s["d_acc_fake"]) for it, s in history.train if "d_acc_real" in s and "d_acc_fake" in s]
 
 
+def worst_class_history(history: History) -> list[tuple[int, float, float, float]]:
+    """(iteration, worst class, its label accuracy, the other classes') at each evaluation of a conditional run."""
+    keys = ("worst_class", "worst_class_accuracy", "other_classes_accuracy")
+    return [(it, *(m[k] for k in keys)) for it, m in history.evaluations if all(k in m for k in keys)]
+
+
 class Diagnostics(Callback):
-    """Warn once each, in the log and as TensorBoard text (``diagnostics/<key>``), when D has won
-    or the samples collapse onto fewer digits (see :func:`diagnose`)."""
+    """Warn once each, in the log and as TensorBoard text (``diagnostics/<key>``), when D has won,
+    the samples collapse onto fewer digits, or one class of a conditional run stalls (see
+    :func:`diagnose`)."""
 
     def __init__(self, d_acc_threshold: float = 0.99, window: int = 200, min_coverage: int = 10, coverage_patience: int = 2) -> None:
         if window < 1 or coverage_patience < 1:
@@ -112,7 +149,7 @@ class Diagnostics(Callback):
 
     def check(self, trainer: pl.Trainer, history: History) -> list[Finding]:
         found = diagnose(d_accuracy_history(history), history.series("coverage"), self.threshold, self.window,
-                         self.min_coverage, self.patience)
+                         self.min_coverage, self.patience, worst_class_history(history))
         new = [f for f in found if f.key not in self.warned]
         for finding in new:
             self.warned.add(finding.key)

@@ -207,7 +207,8 @@ class Evaluation(Callback):
                 metrics["recall"], metrics["coverage"], metrics["classifier_score"], " (best so far)" if improved else "",
             )
             if "label_accuracy" in metrics:
-                log.info("label accuracy %.4f, intra-FID %.3f", metrics["label_accuracy"], metrics.get("intra_fid", math.nan))
+                log.info("label accuracy %.4f, intra-FID %.3f, worst class %d (%.4f)", metrics["label_accuracy"],
+                         metrics.get("intra_fid", math.nan), metrics["worst_class"], metrics["worst_class_accuracy"])
         if improved and self.best_path is not None:
             self._save_best(trainer, pl_module, it)
         return metrics

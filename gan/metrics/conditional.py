@@ -8,6 +8,10 @@ and how close is each class's samples to that class's real images.
   class's test images (Miyato & Koyama 2018), in the classifier's features. With few samples per
   class it is biased upwards, like any FID: compare figures at equal ``n``.
 - ``per_class``: for each class, its FID and its label accuracy.
+- ``worst_class`` and ``worst_class_accuracy``: the class whose samples are least often read as
+  that class, and that share; ``other_classes_accuracy``: the label accuracy of every other
+  class's samples. One class far below the rest is the single-class stall of a conditional G
+  (:mod:`gan.callbacks.diagnostics` warns about it).
 """
 
 from __future__ import annotations
@@ -46,14 +50,19 @@ def conditional_metrics(evaluator: Evaluator, samples: Tensor, labels: Tensor) -
             row["fid"] = frechet_distance(feats[mine], test_feats[test_labels == c])
         per_class[int(c)] = row
     fids = [row["fid"] for row in per_class.values() if "fid" in row]
-    result = {"label_accuracy": label_accuracy(probs, labels), "per_class": per_class}
+    worst = min(per_class, key=lambda c: per_class[c]["label_accuracy"])
+    result = {"label_accuracy": label_accuracy(probs, labels), "per_class": per_class, "worst_class": worst,
+              "worst_class_accuracy": per_class[worst]["label_accuracy"]}
+    others = labels != worst
+    if others.any():
+        result["other_classes_accuracy"] = label_accuracy(probs[others], labels[others])
     if fids:
         result["intra_fid"] = sum(fids) / len(fids)
     return result
 
 
 def summary(result: dict) -> dict[str, float]:
-    """The scalars of :func:`conditional_metrics` (``label_accuracy``, ``intra_fid``), without the rows."""
+    """The scalars of :func:`conditional_metrics` (``label_accuracy``, ``intra_fid``, the worst class), without the rows."""
     return {k: float(v) for k, v in result.items() if k != "per_class"}
 
 
