@@ -114,9 +114,10 @@ def efficiency_rows(result: dict, scale: float, rounds: int | None) -> dict:
     for name, its in rates.items():
         rows[f"default ({name})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
     n, warm, default_rounds = DEFAULT_RECIPE
-    its = statistics.mean(measure("conditional", "template", max(5, int(n * scale)), warm)["its"]
-                          for _ in range(rounds or default_rounds))
-    rows["conditional"] = {"its": round(its, 3), **efficiency(measure("conditional", "flops", 0, 0)["gflop_per_it"], its, fp32_roof)}
+    runs = [measure("conditional", "template", max(5, int(n * scale)), warm) for _ in range(rounds or default_rounds)]
+    its = statistics.mean(run["its"] for run in runs)
+    label = "conditional (auto = " + "/".join(sorted({run["precision"] for run in runs})) + ")"
+    rows[label] = {"its": round(its, 3), **efficiency(measure("conditional", "flops", 0, 0)["gflop_per_it"], its, fp32_roof)}
     for recipe in DEFAULT_ITERATIONS:
         gflop = measure(recipe, "flops", 0, 0)["gflop_per_it"]
         rows[recipe] = {"its": result[recipe]["template_its"], **efficiency(gflop, result[recipe]["template_its"], fp32_roof)}

@@ -12,7 +12,9 @@ file is measured against; a checkpoint's own dataset is read from its config).
 
 A conditional checkpoint draws every class, balanced, and adds ``label_accuracy`` (the share the
 dataset's classifier reads as the requested class), ``intra_fid`` (the mean of the per-class FIDs)
-and ``per_class`` (each class's ``n``, ``label_accuracy``, ``fid``; rows in the printed table).
+``per_class`` (each class's ``n``, ``label_accuracy``, ``fid``; rows in the printed table), and
+``worst_class``, ``worst_class_accuracy`` and ``other_classes_accuracy`` (the class least often read
+as itself, its share, and the share of every other class's samples).
 
 It prints a table of every metric of :mod:`gan.metrics.evaluator` with the floor (``n`` real training
 images against the MNIST test split) beside it, and with ``out=`` writes JSON whose top-level keys are

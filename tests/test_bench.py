@@ -92,8 +92,8 @@ def test_work_of_a_conditional_iteration_adds_the_labels_layers(make_cfg):
     small = ["data.batch_size=16", "trainer.precision=32-true"]
     unconditional = gflop_per_iteration(make_cfg(*small), start=1)
     conditional = gflop_per_iteration(make_cfg("experiment=conditional", *small, run="conditional"), start=1)
-    # G's first layer takes 32 more inputs and D adds the projection: more work, by a few percent
-    assert unconditional < conditional < 1.1 * unconditional
+    # G's first layer takes 32 more inputs and D adds the projection: more work, well under 1% more
+    assert unconditional < conditional < 1.01 * unconditional
 
 
 def test_profile_splits_an_iteration_into_its_phases(capsys, monkeypatch):

@@ -194,6 +194,22 @@ def test_conditional_default_recipe_trains_and_logs_label_accuracy(make_cfg, cac
     assert float(metrics["val/worst_class_accuracy"]) <= float(metrics["val/label_accuracy"])
 
 
+@pytest.mark.parametrize("ema", [True, False])
+def test_a_class_norm_checkpoint_loads_and_draws_what_its_gan_drew(make_cfg, ema):
+    cfg = make_cfg("experiment=conditional", "model.class_norm=true", "data.batch_size=16", "iterations=2",
+                   "callbacks.evaluation=null", "trainer.precision=32-true", run=f"class_norm_{ema}")
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    generator, noise = load_generator(ckpt, ema=ema)
+    assert len(generator.class_norms) == 3 and generator.embed.weight.abs().max() < 1.0  # label_std 0.1
+    prefix = "generator_ema.average." if ema else "generator."
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert any(k.startswith(prefix) and k.endswith("gain.weight") for k in state)
+    threes = sample_images(generator, noise, 6, labels=torch.full((6,), 3))
+    fives = sample_images(generator, noise, 6, labels=torch.full((6,), 5))
+    assert threes.shape == (6, 1, 28, 28) and not torch.equal(threes, fives)
+
+
 def test_resume_of_a_conditional_run_is_exact(make_cfg):
     common = ["experiment=conditional", "loss.penalty_every=2", "trainer.precision=32-true", "data.batch_size=16",
               "checkpoint_every=100", "callbacks.evaluation=null", "model.ema.half_life_images=100"]

@@ -37,8 +37,9 @@ def class_names(dataset: str) -> list[str]:
 
 
 def conditional_metrics(evaluator: Evaluator, samples: Tensor, labels: Tensor) -> dict:
-    """``label_accuracy``, ``intra_fid`` and ``per_class`` (``{class: {"fid", "label_accuracy", "n"}}``)
-    of ``samples`` drawn for ``labels``, against the test split of the evaluator's dataset."""
+    """``label_accuracy``, ``intra_fid``, ``per_class`` (``{class: {"fid", "label_accuracy", "n"}}``),
+    ``worst_class``, ``worst_class_accuracy`` and ``other_classes_accuracy`` of ``samples`` drawn for
+    ``labels``, against the test split of the evaluator's dataset."""
     feats, probs = predict(evaluator.classifier, samples)
     test_labels = load_split(evaluator.data_root, "test", evaluator.dataset)[1]
     test_feats = evaluator.reference["test_features"]
@@ -75,4 +76,7 @@ def format_per_class(result: dict, dataset: str = "MNIST") -> str:
         lines.append(f"{c:<6}{names[c]:<14}{row['n']:>7}{row['label_accuracy']:>12.4f}{fid:>10}")
     lines.append(f"label_accuracy {result['label_accuracy']:.4f}"
                  + (f", intra_fid {result['intra_fid']:.3f} (mean of the per-class FIDs)" if "intra_fid" in result else ""))
+    lines.append(f"worst class {result['worst_class']} ({names[result['worst_class']]}): label accuracy "
+                 f"{result['worst_class_accuracy']:.4f}"
+                 + (f"; the other classes {result['other_classes_accuracy']:.4f}" if "other_classes_accuracy" in result else ""))
     return "\n".join(lines)

@@ -87,7 +87,8 @@ class ConditionalGenerator(nn.Module):
         self.embed = nn.Embedding(self.num_classes, positive_int("model.label_dim", label_dim))
         if not label_std >= 0:
             raise ConfigError(f"model.label_std={label_std}: the label embedding's initial standard deviation must be >= 0")
-        nn.init.normal_(self.embed.weight, std=label_std)
+        if label_std != 1.0:  # nn.Embedding's own init is N(0, 1): keep that draw, so seeds reproduce older runs
+            nn.init.normal_(self.embed.weight, std=label_std)
         self.net = generator(noise_dim=noise_dim + label_dim)
         self.output_activation = getattr(self.net, "output_activation", "tanh")
         self.class_norms: list[ClassConditionalBatchNorm] = []

@@ -59,8 +59,10 @@ class InfoGANDiscriminator(nn.Module):
     """conv 5x5 -> LeakyReLU -> maxpool, twice, then FC -> LeakyReLU -> FC to one logit.
 
     Each block runs as conv -> maxpool -> LeakyReLU: a max commutes with an increasing function,
-    so the outputs and gradients are the tutorial's to the bit, and the activation and its
-    backward touch a quarter of the values (the 32x24x24 map is the largest tensor of D).
+    so the activation and its backward touch a quarter of the values (the 32x24x24 map is the
+    largest tensor of D). In fp32 the outputs and gradients are the tutorial's to the bit. Under
+    bf16 the outputs still are, but ``slope * x`` can round two negative values of a window to
+    one number, and the tutorial order then sends that window's gradient to another element.
     """
 
     def __init__(
