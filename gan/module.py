@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULES = ("alternating", "simultaneous")
 NONFINITE_POLICIES = ("stop", "skip")
+FAKE_LABELS = ("uniform", "real")  # where a conditional G's labels come from (model.fake_labels)
 # layers whose output for one image depends on the rest of its batch in training mode
 BATCH_STATISTICS = (nn.modules.batchnorm._BatchNorm,)
 
@@ -76,6 +77,8 @@ class GAN(NetworkUpdates, pl.LightningModule):
         label_std: the initial standard deviation of G's label embedding (conditional only).
         class_norm: G's BatchNorm layers take a per-class gain and bias
             (:class:`gan.nets.conditional.ClassConditionalBatchNorm`; conditional only).
+        fake_labels: ``uniform`` (G's labels drawn uniformly over the classes) or ``real`` (G draws
+            the real batch's labels, so each relativistic pair compares one class; conditional only).
     """
 
     def __init__(
@@ -108,9 +111,11 @@ class GAN(NetworkUpdates, pl.LightningModule):
         label_dim: int = 32,
         label_std: float = 1.0,
         class_norm: bool = False,
+        fake_labels: str = "uniform",
     ) -> None:
         super().__init__()
         self.num_classes = None  # None: unconditional
+        self.fake_labels = one_of("model.fake_labels", fake_labels, FAKE_LABELS)
         if conditioning is not None:
             _check_conditional_recipe(conditioning, schedule, loss)
             generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim,
@@ -194,7 +199,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
 
         # ---- Train Discriminator: real images towards "real", G's samples towards "fake" ----
         for step in range(self.d_steps):
-            fake_labels = self.sample_labels(n)  # None when unconditional
+            fake_labels = self.sample_labels(n, labels)  # None when unconditional
             if self.reuse_fake:
                 fake = self._generate(self.sample_noise(n), fake_labels)  # keeps its graph for the G phase
             else:
@@ -219,7 +224,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         with self.toggled_optimizer(opt_g):
             for step in range(self.g_steps):
                 if not (self.reuse_fake and step == 0):
-                    fake_labels = self.sample_labels(n)
+                    fake_labels = self.sample_labels(n, labels)
                     fake = self._generate(self.sample_noise(n), fake_labels)
                 scores = self._score(fake, fake_labels)
                 real_scores = self._real_scores(real, labels) if self.loss.g_needs_real else None
@@ -268,11 +273,14 @@ class GAN(NetworkUpdates, pl.LightningModule):
         return _split(scores)[0] if self.auxiliary_classes else scores
 
     # ------------------------------------------------------------------ labels (conditional GANs)
-    def sample_labels(self, n: int) -> Tensor | None:
-        """Labels for ``n`` generated images, uniform over the classes; None when unconditional
-        (which then draws nothing, so its random stream is what it always was)."""
+    def sample_labels(self, n: int, real_labels: Tensor | None = None) -> Tensor | None:
+        """Labels for ``n`` generated images: uniform over the classes, or the real batch's under
+        ``fake_labels=real``; None when unconditional (which then draws nothing, so its random
+        stream is what it always was)."""
         if self.num_classes is None:
             return None
+        if self.fake_labels == "real" and real_labels is not None:
+            return real_labels
         return torch.randint(0, self.num_classes, (n,), device=self.device)
 
     def _generate(self, z: Tensor, labels: Tensor | None) -> Tensor:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from gan.build import build_gan
 from gan.data import MNISTDataModule, load_split
 from gan.errors import ConfigError
 from gan.generate import balanced_labels, load_generator, sample_images
@@ -165,6 +166,19 @@ def test_class_norm_applies_each_samples_own_gain_and_bias():
 def test_class_norm_needs_a_generator_with_batch_norm():
     with pytest.raises(ConfigError, match="model.class_norm=true: the generator MLPGenerator has no BatchNorm"):
         ConditionalGenerator(lambda noise_dim: MLPGenerator(noise_dim=noise_dim, hidden=[8]), noise_dim=6, class_norm=True)
+
+
+def test_fake_labels_are_uniform_or_the_real_batchs(make_cfg):
+    real = torch.tensor([3, 3, 7, 1, 0, 9])
+    uniform = build_gan(make_cfg("experiment=conditional"))
+    torch.manual_seed(0)
+    drawn = uniform.sample_labels(6000, real)
+    counts = torch.bincount(drawn, minlength=10)
+    assert len(drawn) == 6000 and counts.min() > 500 and counts.max() < 700  # about 600 each, not the batch's
+    paired = build_gan(make_cfg("experiment=conditional", "model.fake_labels=real", run="paired"))
+    assert torch.equal(paired.sample_labels(6, real), real)
+    with pytest.raises(ConfigError, match="model.fake_labels"):
+        build_gan(make_cfg("experiment=conditional", "model.fake_labels=shuffled", run="bad"))
 
 
 def test_conditioning_needs_a_generator_partial_and_a_known_name(make_cfg):
