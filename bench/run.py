@@ -28,8 +28,8 @@ from gan.precision import cpu_bf16_flags
 # costs ~12x the MLP per iteration, and the MLP's short runs are the noisier, so it gets more rounds
 DEFAULT_ITERATIONS = {"cs231n_gan": (300, 30, 4), "cs231n_dcgan": (40, 6, 2)}
 ROOF_LABEL = f"{ROOF_SIZE}^3, best of 7"
-# the default recipe (`make train`) alone: its precision as chosen by trainer.precision=auto, fp32,
-# and bf16 on a CPU with bf16 instructions (auto takes it only where it measures faster)
+# (iterations, warm-up, rounds) of the make-train-sized recipes measured alone (recipe_rates): the
+# default recipe under each precision, and experiment=conditional
 DEFAULT_RECIPE = (60, 10, 2)
 PRECISIONS = {"auto": [], "fp32": ["trainer.precision=32-true"]}
 BF16 = {"bf16": ["trainer.precision=bf16-mixed"]}
@@ -88,17 +88,17 @@ def compare(recipe: str, iterations: int, warmup: int, rounds: int) -> dict:
     }
 
 
-def default_recipe_rates(scale: float, rounds: int | None) -> dict[str, float]:
-    """Iterations per second of the default recipe under each of ``PRECISIONS`` (and bf16 where the
-    CPU has bf16 instructions), alternated. The auto runs are named by the precision ``auto``
-    resolved to in them (``auto = 32-true``; a second name if two runs chose differently)."""
+def recipe_rates(recipe: str, precisions: dict[str, list[str]], scale: float, rounds: int | None) -> dict[str, float]:
+    """Iterations per second of ``recipe`` (a ``make train``-sized recipe: ``DEFAULT_RECIPE``'s
+    counts) under each of ``precisions`` (name -> overrides), alternated. The auto runs are named by
+    the precision ``auto`` resolved to in them (``auto = 32-true``; a second name if two runs chose
+    differently)."""
     n, warm, default_rounds = DEFAULT_RECIPE
     n = max(5, int(n * scale))
-    precisions = PRECISIONS | (BF16 if cpu_bf16_flags() else {})
     runs: dict[str, list[float]] = {}
     for _ in range(rounds or default_rounds):
         for name, overrides in precisions.items():
-            run = measure("default", "template", n, warm, overrides)
+            run = measure(recipe, "template", n, warm, overrides)
             label = f"auto = {run['precision']}" if name == "auto" else name
             runs.setdefault(label, []).append(run["its"])
     return {name: statistics.mean(r) for name, r in runs.items()}
@@ -108,16 +108,13 @@ def efficiency_rows(result: dict, scale: float, rounds: int | None) -> dict:
     """Per recipe: GFLOP per GAN iteration (counted on one real iteration), GFLOP/s at the measured
     rate and its share of this run's fp32 roof (bf16 rows count fp32-equivalent FLOPs)."""
     fp32_roof = result["roof"]["fp32_gflops"]
-    rates = default_recipe_rates(scale, rounds)
     rows = {}
-    gflop = measure("default", "flops", 0, 0)["gflop_per_it"]
-    for name, its in rates.items():
-        rows[f"default ({name})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
-    n, warm, default_rounds = DEFAULT_RECIPE
-    runs = [measure("conditional", "template", max(5, int(n * scale)), warm) for _ in range(rounds or default_rounds)]
-    its = statistics.mean(run["its"] for run in runs)
-    label = "conditional (auto = " + "/".join(sorted({run["precision"] for run in runs})) + ")"
-    rows[label] = {"its": round(its, 3), **efficiency(measure("conditional", "flops", 0, 0)["gflop_per_it"], its, fp32_roof)}
+    # the default recipe under each precision (bf16 where the CPU has bf16 instructions; auto takes
+    # it only where it measures faster), and its conditional variant as auto chooses
+    for recipe, precisions in (("default", PRECISIONS | (BF16 if cpu_bf16_flags() else {})), ("conditional", {"auto": []})):
+        gflop = measure(recipe, "flops", 0, 0)["gflop_per_it"]
+        for name, its in recipe_rates(recipe, precisions, scale, rounds).items():
+            rows[f"{recipe} ({name})"] = {"its": round(its, 3), **efficiency(gflop, its, fp32_roof)}
     for recipe in DEFAULT_ITERATIONS:
         gflop = measure(recipe, "flops", 0, 0)["gflop_per_it"]
         rows[recipe] = {"its": result[recipe]["template_its"], **efficiency(gflop, result[recipe]["template_its"], fp32_roof)}

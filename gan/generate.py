@@ -93,8 +93,9 @@ def load_run(
     cfg = checkpoint_config(ckpt, ckpt_path)
     generator: nn.Module = instantiate(cfg.model.generator)
     if cfg.model.get("conditioning") is not None:  # G was built by the GAN around the config's partial
-        generator = ConditionalGenerator(generator, cfg.model.noise.dim, label_dim=cfg.model.label_dim,
-                                         label_std=cfg.model.get("label_std", 1.0), class_norm=cfg.model.get("class_norm", False))
+        # the options a run's config has (older configs lack the newer ones: the class's defaults)
+        options = {k: cfg.model[k] for k in ("label_dim", "label_std", "class_norm") if k in cfg.model}
+        generator = ConditionalGenerator(generator, cfg.model.noise.dim, **options)
     has_ema = any(k.startswith(EMA_PREFIX) for k in ckpt["state_dict"])
     prefix = EMA_PREFIX if ema and has_ema else RAW_PREFIX
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

@@ -13,7 +13,7 @@ by the training step's bookkeeping and by :class:`gan.callbacks.evaluation.Evalu
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,17 @@ def discriminator_won(
     return None
 
 
+def _persisting(history: Sequence[tuple], patience: int, holds: Callable[[tuple], bool]) -> tuple | None:
+    """The latest of ``history``'s points if ``holds`` is true of each of the last ``patience``; else None."""
+    recent = list(history)[-patience:]
+    return recent[-1] if len(recent) == patience and all(holds(point) for point in recent) else None
+
+
 def coverage_collapsed(history: Sequence[tuple[int, float]], minimum: int = 10, patience: int = 2) -> tuple[int, int] | None:
     """``(iteration, coverage)`` of the latest evaluation if the last ``patience`` evaluations all had
     fewer than ``minimum`` digits covered; else None. ``history``: (iteration, coverage)."""
-    recent = list(history)[-patience:]
-    if len(recent) == patience and all(c < minimum for _, c in recent):
-        it, c = recent[-1]
-        return int(it), int(c)
-    return None
+    latest = _persisting(history, patience, lambda point: point[1] < minimum)
+    return None if latest is None else (int(latest[0]), int(latest[1]))
 
 
 def class_collapsed(
@@ -70,12 +73,12 @@ def class_collapsed(
     the time while the other classes' samples were read right at least ``others`` of the time (one
     class far below the rest, not samples that are not digits yet); else None. ``history``:
     (iteration, worst class, its label accuracy, the other classes' label accuracy)."""
-    recent = list(history)[-patience:]
-    if (len(recent) == patience and len({int(c) for _, c, _, _ in recent}) == 1
-            and all(acc < minimum and rest >= others for _, _, acc, rest in recent)):
-        it, cls, acc, _ = recent[-1]
-        return int(it), int(cls), float(acc)
-    return None
+    points = list(history)
+    if not points:
+        return None
+    cls = int(points[-1][1])
+    latest = _persisting(points, patience, lambda point: int(point[1]) == cls and point[2] < minimum and point[3] >= others)
+    return None if latest is None else (int(latest[0]), cls, float(latest[2]))
 
 
 def diagnose(
