@@ -54,7 +54,7 @@ class History:
 
     def series(self, key: str) -> list[tuple[int, float]]:
         """``(iteration, value)`` of a training scalar (``d_loss``...) or an evaluation metric (``fid``...)."""
-        points = self.train if key in SCALARS else self.evaluations
+        points = self.train if key in SCALARS or any(key in values for _, values in self.train) else self.evaluations
         return [(it, values[key]) for it, values in points if key in values]
 
     def state_dict(self) -> dict[str, Any]:
@@ -79,9 +79,18 @@ class Bookkeeping:
         self.latest: dict[str, float] = {}
         self.history = History()
         self._sum: Tensor | None = None
+        self._names: tuple[str, ...] = SCALARS  # what _sum holds, in order
         self._count = 0
 
-    def end_iteration(self, trainer: pl.Trainer, stats: Tensor, extra: dict[str, float] | None = None) -> None:
+    def end_iteration(self, trainer: pl.Trainer, stats: Tensor, extra: dict[str, float] | None = None,
+                      measured: dict[str, Tensor] | None = None) -> None:
+        """Add one iteration's ``stats`` (in the order of ``SCALARS``) and any ``measured`` scalar
+        tensors of the recipe's own (averaged and logged as ``train/<name>`` beside them); ``extra``
+        plain numbers are logged as they are at the next write."""
+        self._names = SCALARS
+        if measured:
+            self._names = SCALARS + tuple(measured)
+            stats = torch.cat([stats, torch.stack([v.detach().float() for v in measured.values()])])
         self._sum = stats if self._sum is None else self._sum + stats
         self._count += 1
         self.iteration += 1
@@ -100,7 +109,7 @@ class Bookkeeping:
             return
         means = (self._sum / self._count).tolist()
         self._sum, self._count = None, 0
-        self.latest = dict(zip(SCALARS, means))
+        self.latest = dict(zip(self._names, means))
         self.history.add_train(self.iteration, self.latest)
         metrics = {f"train/{k}": v for k, v in self.latest.items()} | {f"train/{k}": v for k, v in (extra or {}).items()}
         # callback_metrics travel back from spawned DDP workers: train() returns them

@@ -87,6 +87,20 @@ def g_relativistic(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
     return F.softplus(real_logits.detach() - fake_logits).mean()
 
 
+def mode_seeking(fake: Tensor, noise: Tensor, eps: float = 1e-5) -> Tensor:
+    """The mode-seeking term of MSGAN (Mao et al., CVPR 2019), for G to minimise: the reciprocal of
+    how far apart G puts two images per unit of distance between their noise vectors,
+    ``1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps)``. The pairs are the batch's first and second
+    halves (a conditional G draws them with the same labels, so the term asks for variety within
+    a class). Small when distinct noise gives distinct images; it grows as G ignores its noise."""
+    half = len(fake) // 2
+    if half == 0:
+        raise ValueError("mode_seeking needs a batch of at least two images")
+    image_gap = (fake[:half].float() - fake[half:2 * half].float()).abs().mean()
+    noise_gap = (noise[:half].float() - noise[half:2 * half].float()).abs().mean()
+    return 1.0 / (image_gap / noise_gap + eps)
+
+
 def squared_gradient_norm(logits: Tensor, inputs: Tensor) -> Tensor:
     """E_x ||grad_x D(x)||^2 for ``logits = D(inputs)`` (``inputs`` must require grad): the R1 penalty
     at real images, R2 at generated ones (Mescheder et al. 2018; Roth et al. 2017). Builds a graph

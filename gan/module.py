@@ -22,7 +22,7 @@ from gan.bookkeeping import Bookkeeping, iteration_scalars
 from gan.config import ConfigError, one_of, positive_int
 from gan.ema import GeneratorEMA
 from gan.images import output_range
-from gan.losses import AdversarialLoss
+from gan.losses import AdversarialLoss, mode_seeking
 from gan.nets.conditional import conditional_networks
 from gan.noise import NoisePrior
 from gan.updates import NetworkUpdates, check_clip
@@ -79,6 +79,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
             (:class:`gan.nets.conditional.ClassConditionalBatchNorm`; conditional only).
         fake_labels: ``uniform`` (G's labels drawn uniformly over the classes) or ``real`` (G draws
             the real batch's labels, so each relativistic pair compares one class; conditional only).
+        mode_seeking: the weight of MSGAN's mode-seeking term in G's loss
+            (:func:`gan.losses.mode_seeking`; 0 switches it off). The batch's two halves are its
+            pairs; a conditional G draws both halves with the same labels.
     """
 
     def __init__(
@@ -112,10 +115,12 @@ class GAN(NetworkUpdates, pl.LightningModule):
         label_std: float = 1.0,
         class_norm: bool = False,
         fake_labels: str = "uniform",
+        mode_seeking: float = 0.0,
     ) -> None:
         super().__init__()
         self.num_classes = None  # None: unconditional
         self.fake_labels = one_of("model.fake_labels", fake_labels, FAKE_LABELS)
+        self.mode_seeking = _check_mode_seeking(mode_seeking, schedule, self.fake_labels, conditioning)
         if conditioning is not None:
             _check_conditional_recipe(conditioning, schedule, loss)
             generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim,
@@ -200,11 +205,12 @@ class GAN(NetworkUpdates, pl.LightningModule):
         # ---- Train Discriminator: real images towards "real", G's samples towards "fake" ----
         for step in range(self.d_steps):
             fake_labels = self.sample_labels(n, labels)  # None when unconditional
+            z = self.sample_noise(n)
             if self.reuse_fake:
-                fake = self._generate(self.sample_noise(n), fake_labels)  # keeps its graph for the G phase
+                fake = self._generate(z, fake_labels)  # keeps its graph for the G phase
             else:
                 with torch.no_grad():
-                    fake = self._generate(self.sample_noise(n), fake_labels)
+                    fake = self._generate(z, fake_labels)
             penalise = self.loss.penalises_gradients(self.iteration * self.d_steps + step)
             d_real, d_fake = _inputs_for_d(real, fake, penalise)
             real_logits, fake_logits = self._discriminate(d_real, d_fake, labels, fake_labels)
@@ -224,8 +230,8 @@ class GAN(NetworkUpdates, pl.LightningModule):
         with self.toggled_optimizer(opt_g):
             for step in range(self.g_steps):
                 if not (self.reuse_fake and step == 0):
-                    fake_labels = self.sample_labels(n, labels)
-                    fake = self._generate(self.sample_noise(n), fake_labels)
+                    fake_labels, z = self.sample_labels(n, labels), self.sample_noise(n)
+                    fake = self._generate(z, fake_labels)
                 scores = self._score(fake, fake_labels)
                 real_scores = self._real_scores(real, labels) if self.loss.g_needs_real else None
                 if self.auxiliary_classes:  # ACGAN: G also makes D name the class it drew for
@@ -233,10 +239,15 @@ class GAN(NetworkUpdates, pl.LightningModule):
                     g_loss = self.loss.g_loss(scores, real_scores) + F.cross_entropy(classes, fake_labels)
                 else:
                     g_loss = self.loss.g_loss(scores, real_scores)
-                self._update(opt_g, g_loss, self.generator, self.clip_g, "G")
+                objective = g_loss
+                if self.mode_seeking:
+                    diversity = mode_seeking(fake, z)
+                    objective = g_loss + self.mode_seeking * diversity
+                self._update(opt_g, objective, self.generator, self.clip_g, "G")
         self._update_ema(n)
 
-        self._end_iteration(iteration_scalars(d_loss, g_loss, real_logits, fake_logits, self.loss.g_needs_real))
+        measured = {"mode_seeking": diversity} if self.mode_seeking else None
+        self._end_iteration(iteration_scalars(d_loss, g_loss, real_logits, fake_logits, self.loss.g_needs_real), measured)
 
     def _simultaneous_step(self, real: Tensor) -> Tensor:
         opt_g, opt_d = self.optimizers()
@@ -281,6 +292,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
             return None
         if self.fake_labels == "real" and real_labels is not None:
             return real_labels
+        if self.mode_seeking:  # the mode-seeking pairs (first half, second half) share their labels
+            half, odd_one = (torch.randint(0, self.num_classes, (k,), device=self.device) for k in (n // 2, n % 2))
+            return torch.cat([half, half, odd_one])
         return torch.randint(0, self.num_classes, (n,), device=self.device)
 
     def _generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
@@ -294,9 +308,9 @@ class GAN(NetworkUpdates, pl.LightningModule):
             images = batch_size * self.trainer.world_size  # every process's batch
             self.generator_ema.update(self.generator, images, (self.iteration + 1) * images)
 
-    def _end_iteration(self, stats: Tensor) -> None:
+    def _end_iteration(self, stats: Tensor, measured: dict[str, Tensor] | None = None) -> None:
         extra = {"skipped_updates": float(self.skipped_updates)} if self.on_nonfinite == "skip" else None
-        self.bookkeeping.end_iteration(self.trainer, stats, extra)
+        self.bookkeeping.end_iteration(self.trainer, stats, extra, measured)
 
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self):
@@ -370,6 +384,17 @@ def _check_conditional_recipe(conditioning: str, schedule: str, loss: Adversaria
     if loss.penalty is not None:
         raise ConfigError(f"model.conditioning={conditioning}: loss={loss.name} calls D without labels in its penalty; "
                           "use a loss without one (rpgan, hinge, nonsaturating...)")
+
+
+def _check_mode_seeking(weight: float, schedule: str, fake_labels: str, conditioning: str | None) -> float:
+    if not (isinstance(weight, (int, float)) and weight >= 0):
+        raise ConfigError(f"model.mode_seeking={weight}: must be a number >= 0 (0 switches it off)")
+    if weight and schedule != "alternating":
+        raise ConfigError("model.mode_seeking needs model.schedule=alternating (its G update has its own loss)")
+    if weight and conditioning is not None and fake_labels == "real":
+        raise ConfigError("model.mode_seeking pairs generated images of the same label, which model.fake_labels=real "
+                          "(the real batch's labels, unpaired) cannot give: use fake_labels=uniform or mode_seeking=0")
+    return float(weight)
 
 
 def _inputs_for_d(real: Tensor, fake: Tensor, penalise: bool) -> tuple[Tensor, Tensor]:

@@ -300,3 +300,19 @@ def test_frechet_distance_of_shifted_gaussians():
     assert frechet_distance(a, a + torch.tensor([1.0, 2.0, 0.0])) == pytest.approx(5.0, abs=1e-6)
     # identity vs 4 x identity covariance: tr(I + 4I - 2 * 2I) = 3 per... dims: 3
     assert frechet_distance(a, 2 * a) == pytest.approx(3.0, rel=0.02)
+
+
+def test_mode_seeking_pairs_the_labels_of_the_batchs_halves_and_logs_its_term(make_cfg):
+    gan = build_gan(make_cfg("experiment=conditional", "model.mode_seeking=1.0"))
+    drawn = gan.sample_labels(7)
+    assert len(drawn) == 7 and torch.equal(drawn[:3], drawn[3:6])  # the pairs of gan.losses.mode_seeking
+    torch.manual_seed(0)
+    counts = torch.bincount(gan.sample_labels(6000), minlength=10)
+    assert counts.min() > 500 and counts.max() < 700  # still uniform over the classes
+    cfg = make_cfg(*CONDITIONAL, "iterations=2", "model.mode_seeking=1.0", run="trained")
+    metrics = train(cfg)
+    assert math.isfinite(metrics["train/mode_seeking"]) and metrics["train/mode_seeking"] > 0
+    for bad, message in [("model.mode_seeking=-1", "must be a number >= 0"),
+                         ("model.fake_labels=real", "fake_labels=real")]:
+        with pytest.raises(ConfigError, match=message):
+            build_gan(make_cfg("experiment=conditional", "model.mode_seeking=1.0", bad, run="bad"))

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gan.losses import AdversarialLoss, d_nonsaturating, g_nonsaturating
+from gan.losses import AdversarialLoss, d_nonsaturating, g_nonsaturating, mode_seeking
 
 
 def test_nonsaturating_losses_at_an_undecided_discriminator():
@@ -177,3 +177,25 @@ def test_lazy_regularisation_applies_the_penalty_every_kth_d_update():
     assert loss.g_needs_real and not AdversarialLoss("ns", d_nonsaturating, g_nonsaturating).g_needs_real
     with pytest.raises(ValueError, match="loss.r1_gamma=-1"):
         AdversarialLoss("rp", d_relativistic, g_relativistic, r1_gamma=-1)
+
+
+def test_mode_seeking_is_the_reciprocal_of_image_gap_per_noise_gap():
+    fake = torch.cat([torch.zeros(3, 1, 2, 2), torch.full((3, 1, 2, 2), 0.5)])  # pairs 0.5 apart everywhere
+    noise = torch.cat([torch.zeros(3, 4), torch.full((3, 4), 2.0)])  # their noise 2 apart
+    assert mode_seeking(fake, noise, eps=0.0).item() == pytest.approx(1 / (0.5 / 2.0))
+    # an odd image out is left unpaired; the term does not see it
+    odd = torch.cat([fake, torch.full((1, 1, 2, 2), 9.0)])
+    assert mode_seeking(odd, torch.cat([noise, torch.zeros(1, 4)]), eps=0.0).item() == pytest.approx(4.0)
+
+
+def test_mode_seeking_pushes_collapsed_pairs_apart():
+    noise = torch.randn(8, 5)
+    fake = torch.zeros(8, 1, 3, 3)
+    fake[4:] = 0.01  # G nearly ignores its noise
+    fake.requires_grad_(True)
+    mode_seeking(fake, noise).backward()
+    # a descent step moves each pair's second image away from the first one
+    step = -fake.grad
+    assert (step[4:] > 0).all() and (step[:4] < 0).all()
+    with pytest.raises(ValueError, match="at least two"):
+        mode_seeking(torch.zeros(1, 1, 3, 3), torch.zeros(1, 5))
