@@ -87,9 +87,8 @@ class Bookkeeping:
         """Add one iteration's ``stats`` (in the order of ``SCALARS``) and any ``measured`` scalar
         tensors of the recipe's own (averaged and logged as ``train/<name>`` beside them); ``extra``
         plain numbers are logged as they are at the next write."""
-        self._names = SCALARS
+        self._names = SCALARS + tuple(measured or ())
         if measured:
-            self._names = SCALARS + tuple(measured)
             stats = torch.cat([stats, torch.stack([v.detach().float() for v in measured.values()])])
         self._sum = stats if self._sum is None else self._sum + stats
         self._count += 1

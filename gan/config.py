@@ -255,6 +255,13 @@ def positive_int(key: str, value: Any, nullable: bool = False) -> int | None:
     return int(value)
 
 
+def weight(key: str, value: Any) -> float:
+    """``value`` as a float if it is a number >= 0 (a loss term's weight; 0 switches it off); else ConfigError."""
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ConfigError(f"{key}={fmt(value)}: must be a number >= 0 (0 switches it off)")
+    return float(value)
+
+
 def boolean(key: str, value: Any) -> bool:
     """``value`` if it is true or false; else ConfigError."""
     if not isinstance(value, bool):

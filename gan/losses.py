@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.config import ConfigError, fmt, positive_int
+from gan.config import ConfigError, positive_int, weight
 
 
 def d_nonsaturating(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
@@ -169,11 +169,8 @@ class AdversarialLoss:
     ) -> None:
         if weight_clip is not None and not weight_clip > 0:
             raise ConfigError(f"loss.weight_clip={weight_clip}: must be a positive number or null")
-        for key, gamma in (("loss.r1_gamma", r1_gamma), ("loss.r2_gamma", r2_gamma)):
-            if not (isinstance(gamma, (int, float)) and gamma >= 0):
-                raise ConfigError(f"{key}={fmt(gamma)}: must be a number >= 0 (0 switches it off)")
+        self.r1_gamma, self.r2_gamma = weight("loss.r1_gamma", r1_gamma), weight("loss.r2_gamma", r2_gamma)
         self.penalty_every = positive_int("loss.penalty_every", penalty_every)
-        self.r1_gamma, self.r2_gamma = float(r1_gamma), float(r2_gamma)
         self.name = name
         self.discriminator = plain_callable(discriminator)
         self.generator = plain_callable(generator)

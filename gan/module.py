@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from gan import rng
 from gan.bookkeeping import Bookkeeping, iteration_scalars
-from gan.config import ConfigError, one_of, positive_int
+from gan.config import ConfigError, one_of, positive_int, weight
 from gan.ema import GeneratorEMA
 from gan.images import output_range
 from gan.losses import AdversarialLoss, mode_seeking
@@ -386,15 +386,14 @@ def _check_conditional_recipe(conditioning: str, schedule: str, loss: Adversaria
                           "use a loss without one (rpgan, hinge, nonsaturating...)")
 
 
-def _check_mode_seeking(weight: float, schedule: str, fake_labels: str, conditioning: str | None) -> float:
-    if not (isinstance(weight, (int, float)) and weight >= 0):
-        raise ConfigError(f"model.mode_seeking={weight}: must be a number >= 0 (0 switches it off)")
-    if weight and schedule != "alternating":
+def _check_mode_seeking(value: float, schedule: str, fake_labels: str, conditioning: str | None) -> float:
+    value = weight("model.mode_seeking", value)
+    if value and schedule != "alternating":
         raise ConfigError("model.mode_seeking needs model.schedule=alternating (its G update has its own loss)")
-    if weight and conditioning is not None and fake_labels == "real":
+    if value and conditioning is not None and fake_labels == "real":
         raise ConfigError("model.mode_seeking pairs generated images of the same label, which model.fake_labels=real "
                           "(the real batch's labels, unpaired) cannot give: use fake_labels=uniform or mode_seeking=0")
-    return float(weight)
+    return value
 
 
 def _inputs_for_d(real: Tensor, fake: Tensor, penalise: bool) -> tuple[Tensor, Tensor]:
