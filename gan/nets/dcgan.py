@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from gan.images import output_layer
 from gan.nets.init import initialize
+from gan.nets.minibatch_std import MinibatchStd
 
 
 class InfoGANGenerator(nn.Module):
@@ -63,6 +64,9 @@ class InfoGANDiscriminator(nn.Module):
     largest tensor of D). In fp32 the outputs and gradients are the tutorial's to the bit. Under
     bf16 the outputs still are, but ``slope * x`` can round two negative values of a window to
     one number, and the tutorial order then sends that window's gradient to another element.
+
+    ``minibatch_std=k`` (0: off) appends the spread of each group of k images as one more 4x4
+    channel before the FC layer (:class:`gan.nets.minibatch_std.MinibatchStd`).
     """
 
     def __init__(
@@ -71,9 +75,11 @@ class InfoGANDiscriminator(nn.Module):
         hidden: int = 1024,
         negative_slope: float = 0.01,
         init: str | None = "xavier_uniform",
+        minibatch_std: int = 0,
     ) -> None:
         super().__init__()
         first, second = channels
+        spread = [MinibatchStd(minibatch_std)] if minibatch_std else []
         self.features = nn.Sequential(
             nn.Conv2d(1, first, 5),
             nn.MaxPool2d(2),
@@ -81,10 +87,11 @@ class InfoGANDiscriminator(nn.Module):
             nn.Conv2d(first, second, 5),
             nn.MaxPool2d(2),
             nn.LeakyReLU(negative_slope),
+            *spread,
             nn.Flatten(),
         )
         self.classify = nn.Sequential(
-            nn.Linear(second * 4 * 4, hidden),
+            nn.Linear((second + len(spread)) * 4 * 4, hidden),
             nn.LeakyReLU(negative_slope),
             nn.Linear(hidden, 1),
         )

@@ -12,12 +12,14 @@ import torch
 from torch import Tensor, nn
 
 from gan.nets.init import initialize
+from gan.nets.minibatch_std import MinibatchStd
 
 
 class StridedDiscriminator(nn.Module):
     """conv k x k stride 2 -> LeakyReLU, once per entry of ``channels`` (28 -> 14 -> 7 -> 3), then a
     linear layer from the flattened features to one logit (through a hidden layer of ``hidden``
-    units and LeakyReLU, if given)."""
+    units and LeakyReLU, if given). ``minibatch_std=k`` (0: off) appends the spread of each group
+    of k images as one more channel of the last feature map (:mod:`gan.nets.minibatch_std`)."""
 
     def __init__(
         self,
@@ -26,6 +28,7 @@ class StridedDiscriminator(nn.Module):
         negative_slope: float = 0.2,
         init: str | None = None,
         hidden: int | None = None,
+        minibatch_std: int = 0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -34,6 +37,8 @@ class StridedDiscriminator(nn.Module):
             layers += [nn.Conv2d(previous, width, kernel_size, stride=2, padding=(kernel_size - 1) // 2),
                        nn.LeakyReLU(negative_slope)]
             previous = width
+        if minibatch_std:
+            layers.append(MinibatchStd(minibatch_std))
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = self.features(torch.zeros(1, 1, 28, 28)).shape[1]
