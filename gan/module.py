@@ -77,8 +77,6 @@ class GAN(NetworkUpdates, pl.LightningModule):
         label_std: the initial standard deviation of G's label embedding (conditional only).
         class_norm: G's BatchNorm layers take a per-class gain and bias
             (:class:`gan.nets.conditional.ClassConditionalBatchNorm`; conditional only).
-        projection_scale: the weight of the projection D's class term (``projection`` only; see
-            :class:`gan.nets.conditional.ConditionalDiscriminator`).
         fake_labels: ``uniform`` (G's labels drawn uniformly over the classes) or ``real`` (G draws
             the real batch's labels, so each relativistic pair compares one class; conditional only).
         mode_seeking: the weight of MSGAN's mode-seeking term in G's loss
@@ -116,7 +114,6 @@ class GAN(NetworkUpdates, pl.LightningModule):
         label_dim: int = 32,
         label_std: float = 1.0,
         class_norm: bool = False,
-        projection_scale: float = 1.0,
         fake_labels: str = "uniform",
         mode_seeking: float = 0.0,
     ) -> None:
@@ -127,8 +124,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
         if conditioning is not None:
             _check_conditional_recipe(conditioning, schedule, loss)
             generator, discriminator = conditional_networks(generator, discriminator, noise.dim, conditioning, label_dim,
-                                                            label_std=label_std, class_norm=class_norm,
-                                                            projection_scale=projection_scale)
+                                                            label_std=label_std, class_norm=class_norm)
             self.num_classes = discriminator.num_classes
         # class logits D returns after its adversarial logit (ACGAN), else 0
         self.auxiliary_classes = getattr(discriminator, "auxiliary_classes", 0)

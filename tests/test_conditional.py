@@ -79,13 +79,6 @@ def test_projection_logit_is_psi_of_phi_plus_the_label_embedding_dotted_with_phi
     # psi: 1+2+3+0.5 = 6.5 and 2-3+0.5 = -0.5; <embed(y), phi>: label 1 gives -1+2 = 1, label 0 gives 2
     assert d(x, torch.tensor([1, 0])).flatten().tolist() == [7.5, 1.5]
     assert d(x, torch.tensor([0, 1])).flatten().tolist() == [7.5, -2.5]
-    d.projection_scale = 0.5  # model.projection_scale weighs the class term only
-    assert d(x, torch.tensor([1, 0])).flatten().tolist() == [7.0, 0.5]
-
-
-def test_projection_scale_must_be_a_weight():
-    with pytest.raises(ConfigError, match="model.projection_scale=-1: must be a number >= 0"):
-        ConditionalDiscriminator(Flat(), num_classes=2, conditioning="projection", projection_scale=-1)
 
 
 def test_concat_and_acgan_discriminators_give_their_outputs():

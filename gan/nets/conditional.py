@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from gan.config import ConfigError, one_of, positive_int, weight
+from gan.config import ConfigError, one_of, positive_int
 
 CONDITIONINGS = ("projection", "concat", "acgan")
 NUM_CLASSES = 10  # MNIST's digits, Fashion-MNIST's clothes
@@ -130,14 +130,10 @@ class ConditionalDiscriminator(nn.Module):
         num_classes: number of labels.
         conditioning: ``projection``, ``concat`` or ``acgan``.
         label_dim: size of the label embedding of ``concat`` (``projection`` embeds in phi's size).
-        projection_scale: the weight of the projection term <embed(y), phi(x)> in the logit
-            (``projection`` only): below 1 the class term's pull grows more slowly than psi's.
     """
 
-    def __init__(self, discriminator: nn.Module, num_classes: int = NUM_CLASSES, conditioning: str = "projection", label_dim: int = 32,
-                 projection_scale: float = 1.0) -> None:
+    def __init__(self, discriminator: nn.Module, num_classes: int = NUM_CLASSES, conditioning: str = "projection", label_dim: int = 32) -> None:
         super().__init__()
-        self.projection_scale = weight("model.projection_scale", projection_scale)
         self.conditioning = one_of("model.conditioning", conditioning, CONDITIONINGS)
         self.num_classes = positive_int("num_classes", num_classes)
         features, classify = split_readout(discriminator)
@@ -165,8 +161,7 @@ class ConditionalDiscriminator(nn.Module):
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
         h = self.features(x)
         if self.conditioning == "projection":
-            projection = (self.embed(labels).to(h.dtype) * h).sum(1, keepdim=True)
-            return self.classify(h) + (projection if self.projection_scale == 1 else self.projection_scale * projection)
+            return self.classify(h) + (self.embed(labels).to(h.dtype) * h).sum(1, keepdim=True)
         if self.conditioning == "concat":
             return self.classify(torch.cat([h, self.embed(labels).to(h.dtype)], dim=1))
         return torch.cat([self.classify(h), self.classes(h)], dim=1)
@@ -187,7 +182,7 @@ def split_readout(discriminator: nn.Module) -> tuple[nn.Module | None, nn.Linear
 
 def conditional_networks(
     generator: Callable[..., nn.Module], discriminator: nn.Module, noise_dim: int, conditioning: str, label_dim: int,
-    num_classes: int = NUM_CLASSES, label_std: float = 1.0, class_norm: bool = False, projection_scale: float = 1.0,
+    num_classes: int = NUM_CLASSES, label_std: float = 1.0, class_norm: bool = False,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator]:
     """The conditional G and D of ``model.conditioning``, from the model's G partial and its D."""
     if isinstance(generator, nn.Module):
@@ -195,4 +190,4 @@ def conditional_networks(
                           "(model.generator._partial_=true; experiment=conditional sets it), so it can be built "
                           "with room for the label embedding")
     return (ConditionalGenerator(generator, noise_dim, num_classes, label_dim, label_std, class_norm),
-            ConditionalDiscriminator(discriminator, num_classes, conditioning, label_dim, projection_scale))
+            ConditionalDiscriminator(discriminator, num_classes, conditioning, label_dim))
