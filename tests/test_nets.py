@@ -7,6 +7,7 @@ from torch import nn
 from gan.nets.dcgan import InfoGANDiscriminator, InfoGANGenerator
 from gan.nets.mlp import MLPDiscriminator, MLPGenerator
 from gan.nets.modern_dcgan import StridedDiscriminator
+from gan.nets.one_channel_conv import OneChannelConv2d
 
 
 def n_params(net: nn.Module) -> int:
@@ -67,7 +68,7 @@ def test_infogan_discriminator_pools_before_its_activation_with_the_tutorials_nu
     params = [x, *d.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(ours.square().sum(), params),
                                                  torch.autograd.grad(theirs.square().sum(), params)))
-    assert [type(m) for m in d.features[:3]] == [nn.Conv2d, nn.MaxPool2d, nn.LeakyReLU]  # the activation on 12x12, not 24x24
+    assert [type(m) for m in d.features[:3]] == [OneChannelConv2d, nn.MaxPool2d, nn.LeakyReLU]  # the activation on 12x12, not 24x24
 
 
 def test_strided_parameter_counts_match_the_layer_list():
