@@ -24,6 +24,7 @@ from gan.ema import GeneratorEMA
 from gan.images import output_range
 from gan.losses import AdversarialLoss, mode_seeking
 from gan.nets.conditional import conditional_networks
+from gan.nets.minibatch_std import MinibatchStd
 from gan.noise import NoisePrior
 from gan.updates import NetworkUpdates, check_clip
 
@@ -33,7 +34,7 @@ SCHEDULES = ("alternating", "simultaneous")
 NONFINITE_POLICIES = ("stop", "skip")
 FAKE_LABELS = ("uniform", "real")  # where a conditional G's labels come from (model.fake_labels)
 # layers whose output for one image depends on the rest of its batch in training mode
-BATCH_STATISTICS = (nn.modules.batchnorm._BatchNorm,)
+BATCH_STATISTICS = (nn.modules.batchnorm._BatchNorm, MinibatchStd)
 
 
 class GAN(NetworkUpdates, pl.LightningModule):

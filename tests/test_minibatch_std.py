@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from gan.build import build_gan
 from gan.errors import ConfigError
 from gan.nets.dcgan import InfoGANDiscriminator
 from gan.nets.minibatch_std import MinibatchStd, group_size_for
@@ -23,10 +24,15 @@ def test_identical_images_score_zero_spread_and_varied_ones_do_not():
     assert MinibatchStd(4)(torch.randn(4, 2, 4, 4))[:, 2].min() > 0.5
 
 
-def test_groups_never_mix_a_joint_pass_of_real_and_generated_images():
-    real, fake = torch.randn(8, 2, 3, 3), torch.zeros(8, 2, 3, 3)  # a collapsed G: every image the same
-    out = MinibatchStd(4)(torch.cat([real, fake]))
+def test_groups_are_consecutive_images():
+    spread, alike = torch.randn(8, 2, 3, 3), torch.zeros(8, 2, 3, 3)  # a collapsed G: every image the same
+    out = MinibatchStd(4)(torch.cat([spread, alike]))
     assert out[8:, 2].abs().max() < 1e-3 and out[:8, 2].min() > 0.3
+
+
+def test_a_joint_d_pass_is_refused_with_it(make_cfg):
+    with pytest.raises(ConfigError, match="joint_d_pass=true needs a discriminator that scores each image on its own.*MinibatchStd"):
+        build_gan(make_cfg("model.discriminator.minibatch_std=4", "model.joint_d_pass=true"))
 
 
 @pytest.mark.parametrize("batch,asked,got", [(128, 4, 4), (6, 4, 3), (7, 4, 1), (2, 4, 2), (1, 4, 1)])

@@ -24,9 +24,9 @@ class MinibatchStd(nn.Module):
     consecutive images, the standard deviation over the group of every feature, averaged over
     features and positions, broadcast to the group's images.
 
-    Groups are consecutive images (0-3, 4-7, ...), so a batch made of a real and a generated half
-    (one D pass over both) never mixes the two in a group as long as the halves' sizes divide by
-    the group size.
+    Groups are consecutive images (0-3, 4-7, ...). A D with this layer scores an image by its
+    batch, so ``model.joint_d_pass`` (one D pass over the real and the generated batch) refuses
+    it, as it refuses BatchNorm.
     """
 
     def __init__(self, group_size: int = 4, eps: float = 1e-8) -> None:
