@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan.errors import ConfigError
+from gan.config import ConfigError, fmt, is_int
 
 
 def group_size_for(batch: int, group_size: int) -> int:
@@ -31,10 +31,10 @@ class MinibatchStd(nn.Module):
 
     def __init__(self, group_size: int = 4, eps: float = 1e-8) -> None:
         super().__init__()
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
-            raise ConfigError(f"model.discriminator.minibatch_std={group_size}: the group size must be an integer >= 2 "
+        if not (is_int(group_size) and group_size >= 2):
+            raise ConfigError(f"model.discriminator.minibatch_std={fmt(group_size)}: the group size must be an integer >= 2 "
                               "(0 switches the minibatch standard deviation off)")
-        self.group_size, self.eps = int(group_size), eps
+        self.group_size, self.eps = group_size, eps
 
     def forward(self, x: Tensor) -> Tensor:
         n, _, h, w = x.shape
