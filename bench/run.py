@@ -34,11 +34,11 @@ DEFAULT_RECIPE = (60, 10, 2)
 PRECISIONS = {"auto": [], "fp32": ["trainer.precision=32-true"]}
 BF16 = {"bf16": ["trainer.precision=bf16-mixed"]}
 SWITCHES = {
-    "reuse_fake": ["model.reuse_fake=true"],
-    "channels_last": ["model.channels_last=true"],
+    "reuse_fake": ["model.speed.reuse_fake=true"],
+    "channels_last": ["model.speed.channels_last=true"],
     "unfused_adam": ["model.optimizer_g.fused=false", "model.optimizer_d.fused=false"],
-    "compile": ["model.compile=true"],
-    "reuse_fake+channels_last": ["model.reuse_fake=true", "model.channels_last=true"],
+    "compile": ["model.speed.compile=true"],
+    "reuse_fake+channels_last": ["model.speed.reuse_fake=true", "model.speed.channels_last=true"],
 }
 
 

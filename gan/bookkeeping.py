@@ -78,18 +78,21 @@ class Bookkeeping:
         self.epoch_batches = 0  # batches consumed in the current epoch (for mid-epoch resume)
         self.latest: dict[str, float] = {}
         self.history = History()
-        self._sum: Tensor | None = None
-        self._names: tuple[str, ...] = SCALARS  # what _sum holds, in order
+        self._sum: Tensor | None = None  # the SCALARS summed over the iterations since the last write
         self._count = 0
+        self._measured: dict[str, list] = {}  # a term's scalar: [sum, how many iterations logged it]
 
     def end_iteration(self, trainer: pl.Trainer, stats: Tensor, extra: dict[str, float] | None = None,
                       measured: dict[str, Tensor] | None = None) -> None:
-        """Add one iteration's ``stats`` (in the order of ``SCALARS``) and any ``measured`` scalar
-        tensors of the recipe's own (averaged and logged as ``train/<name>`` beside them); ``extra``
+        """Add one iteration's ``stats`` (in the order of ``SCALARS``) and the ``measured`` scalar
+        tensors of the terms that joined it (each averaged over the iterations that logged it, and
+        logged as ``train/<name>`` beside them: a lazy term logs at its own updates); ``extra``
         plain numbers are logged as they are at the next write."""
-        self._names = SCALARS + tuple(measured or ())
-        if measured:
-            stats = torch.cat([stats, torch.stack([v.detach().float() for v in measured.values()])])
+        for name, value in (measured or {}).items():
+            value = value.detach().float()
+            total = self._measured.setdefault(name, [None, 0])
+            total[0] = value if total[0] is None else total[0] + value
+            total[1] += 1
         self._sum = stats if self._sum is None else self._sum + stats
         self._count += 1
         self.iteration += 1
@@ -106,9 +109,12 @@ class Bookkeeping:
         """Average the accumulated scalars (one host sync) and hand them to the loggers."""
         if self._sum is None:
             return
-        means = (self._sum / self._count).tolist()
-        self._sum, self._count = None, 0
-        self.latest = dict(zip(self._names, means))
+        names = SCALARS + tuple(self._measured)
+        counts = torch.tensor([self._count] * len(SCALARS) + [n for _, n in self._measured.values()])
+        sums = torch.cat([self._sum, torch.stack([v for v, _ in self._measured.values()])]) if self._measured else self._sum
+        means = (sums / counts.to(sums.device)).tolist()
+        self._sum, self._count, self._measured = None, 0, {}
+        self.latest = dict(zip(names, means))
         self.history.add_train(self.iteration, self.latest)
         metrics = {f"train/{k}": v for k, v in self.latest.items()} | {f"train/{k}": v for k, v in (extra or {}).items()}
         # callback_metrics travel back from spawned DDP workers: train() returns them

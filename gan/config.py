@@ -183,7 +183,7 @@ def _check_values(cfg: DictConfig) -> None:
         if value is not _ABSENT and not (_positive(value) and value < float("inf")):
             raise ConfigError(f"{key}={fmt(value)}: must be a positive number")
     # a schedule over the budget is built inside fit: check that there is a budget now
-    for key in ("model.scheduler_g", "model.scheduler_d"):
+    for key in ("model.updates.scheduler_g", "model.updates.scheduler_d"):
         target = _select(cfg, f"{key}._target_")
         if isinstance(target, str) and target.endswith("BudgetSchedule") and _select(cfg, "iterations") is None:
             raise ConfigError(f"iterations=null: {key} decays over the iterations budget; set iterations=N, "
@@ -206,12 +206,12 @@ def _check_loss_requirements(cfg: DictConfig) -> None:
     else:
         raise ConfigError(
             f"loss.requires={fmt(requires)}: must be a mapping of model settings to the values "
-            "needed, e.g. {schedule: alternating}, or a list of model settings that must be set"
+            "needed, e.g. {updates.schedule: alternating}, or a list of model settings that must be set"
         )
-    # D's regularisers (a gradient penalty, R1/R2) are applied by the alternating D phase only.
-    penalised = loss.get("penalty") is not None or any(_positive(loss.get(k)) for k in ("r1_gamma", "r2_gamma"))
-    if penalised and "schedule" not in requires:
-        requires["schedule"] = "alternating"
+    # a loss's terms (a gradient penalty, R1/R2) join the phases of the alternating schedule only
+    terms = loss.get("terms")
+    if isinstance(terms, DictConfig) and any(terms.get(k) is not None for k in terms.keys()):
+        requires.setdefault("updates.schedule", "alternating")
 
     for key, wanted in requires.items():
         have = _select(model, key)

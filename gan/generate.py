@@ -92,9 +92,10 @@ def load_run(
     ckpt = load_checkpoint(ckpt_path, trust)
     cfg = checkpoint_config(ckpt, ckpt_path)
     generator: nn.Module = instantiate(cfg.model.generator)
-    if cfg.model.get("conditioning") is not None:  # G was built by the GAN around the config's partial
+    conditional = cfg.model.get("conditional")
+    if conditional is not None:  # G was built by the GAN around the config's partial
         # the options a run's config has (older configs lack the newer ones: the class's defaults)
-        options = {k: cfg.model[k] for k in ("label_dim", "label_std", "class_norm") if k in cfg.model}
+        options = {k: conditional[k] for k in ("label_dim", "label_std", "class_norm") if k in conditional}
         generator = ConditionalGenerator(generator, cfg.model.noise.dim, **options)
     has_ema = any(k.startswith(EMA_PREFIX) for k in ckpt["state_dict"])
     prefix = EMA_PREFIX if ema and has_ema else RAW_PREFIX

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.config import ConfigError, positive_int, weight
+from gan.config import ConfigError
 
 
 def d_nonsaturating(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
@@ -87,39 +87,6 @@ def g_relativistic(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
     return F.softplus(real_logits.detach() - fake_logits).mean()
 
 
-def mode_seeking(fake: Tensor, noise: Tensor, eps: float = 1e-5) -> Tensor:
-    """The mode-seeking term of MSGAN (Mao et al., CVPR 2019), for G to minimise: the reciprocal of
-    how far apart G puts two images per unit of distance between their noise vectors,
-    ``1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps)``. The pairs are the batch's first and second
-    halves (a conditional G draws them with the same labels, so the term asks for variety within
-    a class). Small when distinct noise gives distinct images; it grows as G ignores its noise."""
-    half = len(fake) // 2
-    if half == 0:
-        raise ValueError("mode_seeking needs a batch of at least two images")
-    image_gap = (fake[:half].float() - fake[half:2 * half].float()).abs().mean()
-    noise_gap = (noise[:half].float() - noise[half:2 * half].float()).abs().mean()
-    return 1.0 / (image_gap / noise_gap + eps)
-
-
-def squared_gradient_norm(logits: Tensor, inputs: Tensor) -> Tensor:
-    """E_x ||grad_x D(x)||^2 for ``logits = D(inputs)`` (``inputs`` must require grad): the R1 penalty
-    at real images, R2 at generated ones (Mescheder et al. 2018; Roth et al. 2017). Builds a graph
-    for the double backward, so D's update sees the penalty's gradient."""
-    (grad,) = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
-    return grad.float().square().flatten(1).sum(1).mean()
-
-
-def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, weight: float = 10.0) -> Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): weight * E[(||grad_x D(x_hat)||_2 - 1)^2] on random
-    interpolates x_hat between real and generated images. Builds a graph for double backprop."""
-    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    scores = discriminator(x_hat)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(2, dim=1)
-    return weight * (norms - 1.0).pow(2).mean()
-
-
 def plain_callable(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` as a plain ``functools.partial`` if it is Hydra's partial subclass.
 
@@ -135,19 +102,15 @@ def plain_callable(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class AdversarialLoss:
-    """A named pair of discriminator and generator losses of logits, with D's regularisers.
+    """A named pair of discriminator and generator losses of logits, with the terms that complete it.
 
     Args:
         name: shown in logs.
         discriminator: ``(real_logits, fake_logits) -> scalar``.
         generator: ``fake_logits -> scalar``.
-        penalty: optional ``(discriminator, real, fake) -> scalar`` added to D's loss (e.g.
-            :func:`gradient_penalty`).
+        terms: the terms this loss is defined with, by name (``loss.terms``: rpgan's R1 and R2,
+            WGAN-GP's gradient penalty; :mod:`gan.terms`); null entries are left out.
         weight_clip: if set, D's parameters are clamped to [-c, c] after each D update (WGAN).
-        r1_gamma, r2_gamma: zero-centred gradient penalties on D, ``gamma / 2 * E||grad D||^2`` at
-            real (R1) and at generated (R2) images; 0 switches one off.
-        penalty_every: apply R1/R2 only every this many D updates, scaled by it (lazy
-            regularisation, Karras et al. 2020); 1 applies them at every D update.
         requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``: a config key,
             checked against the model config by :mod:`gan.config` before anything is built; not kept here.
 
@@ -160,21 +123,16 @@ class AdversarialLoss:
         name: str,
         discriminator: Callable[[Tensor, Tensor], Tensor],
         generator: Callable[[Tensor], Tensor],
-        penalty: Callable[..., Tensor] | None = None,
+        terms: Mapping[str, Any] | None = None,
         weight_clip: float | None = None,
-        r1_gamma: float = 0.0,
-        r2_gamma: float = 0.0,
-        penalty_every: int = 1,
         requires: Mapping[str, Any] | None = None,
     ) -> None:
         if weight_clip is not None and not weight_clip > 0:
             raise ConfigError(f"loss.weight_clip={weight_clip}: must be a positive number or null")
-        self.r1_gamma, self.r2_gamma = weight("loss.r1_gamma", r1_gamma), weight("loss.r2_gamma", r2_gamma)
-        self.penalty_every = positive_int("loss.penalty_every", penalty_every)
         self.name = name
         self.discriminator = plain_callable(discriminator)
         self.generator = plain_callable(generator)
-        self.penalty = None if penalty is None else plain_callable(penalty)
+        self.terms = {str(k): t for k, t in (terms or {}).items() if t is not None}
         self.weight_clip = weight_clip
         # a relativistic G loss compares with D's scores of real images: the G phase computes them
         self.g_needs_real = "real_logits" in inspect.signature(self.generator).parameters
@@ -184,20 +142,6 @@ class AdversarialLoss:
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return self.generator(fake_logits, real_logits) if self.g_needs_real else self.generator(fake_logits)
-
-    def penalises_gradients(self, d_update: int) -> bool:
-        """Whether D's update number ``d_update`` (counting from 0) carries the R1/R2 penalty."""
-        return (self.r1_gamma > 0 or self.r2_gamma > 0) and d_update % self.penalty_every == 0
-
-    def gradient_penalties(self, real_logits: Tensor, fake_logits: Tensor, real: Tensor, fake: Tensor) -> Tensor:
-        """``penalty_every * (r1_gamma / 2 * R1 + r2_gamma / 2 * R2)``, from the logits of the D pass
-        over ``real`` and ``fake`` (both made to require grad before that pass)."""
-        total = real_logits.new_zeros((), dtype=torch.float32)
-        if self.r1_gamma > 0:
-            total = total + self.r1_gamma / 2 * squared_gradient_norm(real_logits, real)
-        if self.r2_gamma > 0:
-            total = total + self.r2_gamma / 2 * squared_gradient_norm(fake_logits, fake)
-        return self.penalty_every * total
 
     def __repr__(self) -> str:
         return f"AdversarialLoss({self.name!r})"

@@ -11,7 +11,7 @@ Modes:
   ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells. On a
   conditional checkpoint row k is drawn *for* label k instead, the same noise down each column.
 
-``digits=[3]`` (a conditional checkpoint only: ``model.conditioning``) draws only those classes,
+``digits=[3]`` (a conditional checkpoint only: ``model.conditional``) draws only those classes,
 ``n`` split evenly between them (``digits=[0,5]``); the default is every class, balanced. On
 Fashion-MNIST the digits are the class indices (0 T-shirt/top ... 9 Ankle boot).
 
@@ -61,7 +61,7 @@ def chosen_classes(digits, classes: int | None) -> list[int] | None:
         return None
     if classes is None:
         raise ValueError(f"digits={fmt(digits)}: this checkpoint's generator is unconditional (trained without "
-                         "model.conditioning), so it cannot be asked for classes; train with experiment=conditional")
+                         "model.conditional), so it cannot be asked for classes; train with experiment=conditional")
     ok = not isinstance(digits, (str, bytes)) and hasattr(digits, "__iter__") and len(digits) > 0
     if not (ok and all(is_int(d) and 0 <= d < classes for d in digits)):
         raise ValueError(f"digits={fmt(digits)}: must be a non-empty list of class indices 0-{classes - 1}, e.g. [3] or [0,5]")

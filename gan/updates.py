@@ -10,18 +10,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan.config import ConfigError, fmt
 from gan.errors import NonFiniteError
 
 log = logging.getLogger(__name__)
 
-CLIP_ALGORITHMS = ("value", "norm")
-
-
 class NetworkUpdates:
-    """Needs of the host module: ``on_nonfinite``, ``skipped_updates``, ``skipped_in_a_row`` (per phase),
-    ``max_skipped_in_a_row``, ``loss``, ``iteration``, the
-    scheduler factories and Lightning's ``manual_backward``, ``clip_gradients``, ``lr_schedulers``."""
+    """Needs of the host module: ``run`` (:class:`gan.settings.RunSettings`: the non-finite policy),
+    ``updates`` (:class:`gan.settings.Updates`: the LR schedules), ``skipped_updates``,
+    ``skipped_in_a_row`` (per phase), ``loss``, ``iteration`` and Lightning's ``manual_backward``,
+    ``clip_gradients``, ``lr_schedulers``."""
 
     def _update(self, optimizer, loss: Tensor, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
         """One update of ``network``: backward, clip, step (and its LR schedule), unless non-finite."""
@@ -34,7 +31,7 @@ class NetworkUpdates:
     def _step(self, optimizer, network: nn.Module, clip: Mapping[str, Any] | None, phase: str) -> None:
         if clip is not None:
             self._clip(optimizer, network, clip)
-        if self.on_nonfinite == "skip" and not self._finite(_grad_norm(network), phase, "gradient"):
+        if self.run.on_nonfinite == "skip" and not self._finite(_grad_norm(network), phase, "gradient"):
             optimizer.zero_grad(set_to_none=True)
             return
         optimizer.step()
@@ -62,9 +59,10 @@ class NetworkUpdates:
     def _scheduler_of(self, phase: str):
         """The LR scheduler of the network updated in ``phase`` ('G' or 'D'), or None."""
         if self._schedulers is None:
-            found = self.lr_schedulers() if (self.scheduler_g_factory or self.scheduler_d_factory) else None
+            factories = (("G", self.updates.scheduler_g), ("D", self.updates.scheduler_d))
+            found = self.lr_schedulers() if any(f for _, f in factories) else None
             found = [] if found is None else (found if isinstance(found, list) else [found])
-            owners = [n for n, f in (("G", self.scheduler_g_factory), ("D", self.scheduler_d_factory)) if f is not None]
+            owners = [n for n, f in factories if f is not None]
             self._schedulers = dict(zip(owners, found))
         return self._schedulers.get(phase)
 
@@ -72,18 +70,18 @@ class NetworkUpdates:
         """True if ``value`` is finite; else stop training (default) or count a skipped update."""
         if bool(torch.isfinite(value).all()):
             return True
-        if self.on_nonfinite == "skip" and self.skipped_in_a_row[phase] + 1 < self.max_skipped_in_a_row:
+        if self.run.on_nonfinite == "skip" and self.skipped_in_a_row[phase] + 1 < self.run.max_skipped_in_a_row:
             self.skipped_updates += 1
             self.skipped_in_a_row[phase] += 1
             log.warning("non-finite %s %s at GAN iteration %d: update skipped (%d so far)",
                         phase, what, self.iteration + 1, self.skipped_updates)
             return False
-        given_up = (f", {self.max_skipped_in_a_row} {phase} updates in a row not finite (on_nonfinite=skip gives up "
-                    "at model.max_skipped_in_a_row)" if self.on_nonfinite == "skip" else "")
+        given_up = (f", {self.run.max_skipped_in_a_row} {phase} updates in a row not finite (on_nonfinite=skip gives up "
+                    "at model.run.max_skipped_in_a_row)" if self.run.on_nonfinite == "skip" else "")
         raise NonFiniteError(
             f"non-finite {phase} {what} at GAN iteration {self.iteration + 1} ({phase} phase){given_up}: training "
             "stopped and the last good checkpoint kept. Try a lower learning rate, gradient clipping "
-            f"(model.clip_{phase.lower()}={{val: 1.0, algorithm: norm}}), or on_nonfinite=skip"
+            f"(model.updates.clip_{phase.lower()}={{val: 1.0, algorithm: norm}}), or on_nonfinite=skip"
         )
 
 
@@ -92,15 +90,3 @@ def _grad_norm(network: nn.Module) -> Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
-def check_clip(clip: Mapping[str, Any] | None, name: str) -> dict | None:
-    if clip is None:
-        return None
-    clip = dict(clip)
-    if set(clip) != {"val", "algorithm"} or clip["algorithm"] not in CLIP_ALGORITHMS or not clip["val"] > 0:
-        raise ConfigError(
-            f"model.{name}={fmt(clip)} is not a clipping setting: use null or "
-            f"{{val: <positive number>, algorithm: {' | '.join(CLIP_ALGORITHMS)}}}"
-        )
-    return clip

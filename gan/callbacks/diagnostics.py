@@ -99,8 +99,8 @@ def diagnose(
         found.append(Finding("d_wins", last, (
             f"D has won: its accuracy on real and on generated images has stayed above {threshold} from GAN "
             f"iteration {first} to {last}, so G's gradients vanish and G stops learning. Try: a lower D learning "
-            "rate (model.optimizer_d.lr) or a higher G one, fewer D steps (model.d_steps=1) or more G steps "
-            "(model.g_steps=2), a loss with useful gradients when D is confident (loss=wasserstein_gp, "
+            "rate (model.optimizer_d.lr) or a higher G one, fewer D steps (model.updates.d_steps=1) or more G steps "
+            "(model.updates.g_steps=2), a loss with useful gradients when D is confident (loss=wasserstein_gp, "
             "loss=hinge or loss=least_squares), or a smaller D."
         )))
     collapsed = coverage_collapsed(coverage_history, min_coverage, patience)
@@ -110,7 +110,7 @@ def diagnose(
             f"mode collapse: only {cov} of the 10 digits get at least 5% of the samples at GAN iteration {it} "
             f"(val/coverage, below {min_coverage} for {patience} evaluations in a row). Try: a lower learning rate "
             "(both networks), a larger batch (data.batch_size), loss=wasserstein_gp (its critic penalises "
-            "collapse), more D steps (model.d_steps=2), or go back to checkpoints/best_fid.ckpt. Early in a run, "
+            "collapse), more D steps (model.updates.d_steps=2), or go back to checkpoints/best_fid.ckpt. Early in a run, "
             "low coverage can also mean the samples are not digit-like yet (val/precision low): look at the grids."
         )))
     stalled = class_collapsed(class_history, min_class_accuracy, patience)
@@ -121,7 +121,7 @@ def diagnose(
             f"iteration {it}, while the other classes are read right (val/worst_class_accuracy, below "
             f"{min_class_accuracy} for {patience} evaluations in a row). A single class that comes out as one blob for every z is a G whose label input has saturated "
             "its output; it can take a thousand iterations to recover. Try: a smaller initial label embedding "
-            "(model.label_std=0.1, what experiment=conditional uses), or go back to checkpoints/best_fid.ckpt. "
+            "(model.conditional.label_std=0.1, what experiment=conditional uses), or go back to checkpoints/best_fid.ckpt. "
             "Look at samples/by_class."
         )))
     return found

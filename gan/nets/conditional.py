@@ -1,4 +1,4 @@
-"""Class-conditional networks built around the template's own G and D (``model.conditioning``).
+"""Class-conditional networks built around the template's own G and D (``model.conditional``).
 
 - :class:`ConditionalGenerator`: a label embedding joined to z (Mirza & Osindero 2014), ahead of any
   of the template's generators built for the wider input.
@@ -10,7 +10,7 @@
                   layer (the joint hidden layer of Mirza & Osindero's D; a linear read-out of the
                   concatenation could only add a per-class bias)
   ``acgan``       logit = psi(phi(x)), plus K class logits from phi(x) (Odena et al. 2017): the
-                  output is ``(n, 1 + K)`` and the GAN adds the cross-entropy of the class logits
+                  output is ``(n, 1 + K)`` and its class term (:class:`gan.terms.AuxiliaryClassLoss`) is the cross-entropy of the class logits
 
 Both take ``(x or z, labels)``; the labels are int64 class indices ``(n,)``.
 """
@@ -84,9 +84,9 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.num_classes = positive_int("num_classes", num_classes)
         self.noise_dim = positive_int("model.noise.dim", noise_dim)
-        self.embed = nn.Embedding(self.num_classes, positive_int("model.label_dim", label_dim))
+        self.embed = nn.Embedding(self.num_classes, positive_int("model.conditional.label_dim", label_dim))
         if not label_std >= 0:
-            raise ConfigError(f"model.label_std={label_std}: the label embedding's initial standard deviation must be >= 0")
+            raise ConfigError(f"model.conditional.label_std={label_std}: the label embedding's initial standard deviation must be >= 0")
         if label_std != 1.0:  # nn.Embedding's own init is N(0, 1): keep that draw, so seeds reproduce older runs
             nn.init.normal_(self.embed.weight, std=label_std)
         self.net = generator(noise_dim=noise_dim + label_dim)
@@ -95,7 +95,7 @@ class ConditionalGenerator(nn.Module):
         if class_norm:
             self.class_norms = _condition_batch_norms(self.net, self.num_classes)
             if not self.class_norms:
-                raise ConfigError(f"model.class_norm=true: the generator {type(self.net).__name__} has no BatchNorm layer to condition")
+                raise ConfigError(f"model.conditional.class_norm=true: the generator {type(self.net).__name__} has no BatchNorm layer to condition")
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images of ``labels`` (default: every class in turn, :func:`cycling_labels`)."""
@@ -134,16 +134,16 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, discriminator: nn.Module, num_classes: int = NUM_CLASSES, conditioning: str = "projection", label_dim: int = 32) -> None:
         super().__init__()
-        self.conditioning = one_of("model.conditioning", conditioning, CONDITIONINGS)
+        self.conditioning = one_of("model.conditional.kind", conditioning, CONDITIONINGS)
         self.num_classes = positive_int("num_classes", num_classes)
         features, classify = split_readout(discriminator)
         if features is None:
-            raise ConfigError(f"model.conditioning={conditioning}: the discriminator {type(discriminator).__name__} has no "
+            raise ConfigError(f"model.conditional.kind={conditioning}: the discriminator {type(discriminator).__name__} has no "
                               "`features` and `classify` layers ending in a linear one to condition")
         self.features = features
         width = classify.in_features
         if self.conditioning == "concat":
-            self.embed = nn.Embedding(self.num_classes, positive_int("model.label_dim", label_dim))
+            self.embed = nn.Embedding(self.num_classes, positive_int("model.conditional.label_dim", label_dim))
             self.classify = nn.Sequential(nn.Linear(width + label_dim, CONCAT_HIDDEN), nn.LeakyReLU(0.2), nn.Linear(CONCAT_HIDDEN, 1))
         else:
             self.classify = classify
@@ -184,9 +184,9 @@ def conditional_networks(
     generator: Callable[..., nn.Module], discriminator: nn.Module, noise_dim: int, conditioning: str, label_dim: int,
     num_classes: int = NUM_CLASSES, label_std: float = 1.0, class_norm: bool = False,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator]:
-    """The conditional G and D of ``model.conditioning``, from the model's G partial and its D."""
+    """The conditional G and D of ``model.conditional``, from the model's G partial and its D."""
     if isinstance(generator, nn.Module):
-        raise ConfigError(f"model.conditioning={conditioning}: the generator must be given as a partial "
+        raise ConfigError(f"model.conditional.kind={conditioning}: the generator must be given as a partial "
                           "(model.generator._partial_=true; experiment=conditional sets it), so it can be built "
                           "with room for the label embedding")
     return (ConditionalGenerator(generator, noise_dim, num_classes, label_dim, label_std, class_norm),

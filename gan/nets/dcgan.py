@@ -53,7 +53,7 @@ class InfoGANGenerator(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         h = self.project(z).view(z.shape[0], self.start_channels, 7, 7)
         if self.upsample[0].weight.is_contiguous(memory_format=torch.channels_last):
-            h = h.contiguous(memory_format=torch.channels_last)  # as the convolutions' weights (model.channels_last)
+            h = h.contiguous(memory_format=torch.channels_last)  # as the convolutions' weights (model.speed.channels_last)
         return self.upsample(h)
 
 

@@ -25,7 +25,7 @@ class MinibatchStd(nn.Module):
     features and positions, broadcast to the group's images.
 
     Groups are consecutive images (0-3, 4-7, ...). A D with this layer scores an image by its
-    batch, so ``model.joint_d_pass`` (one D pass over the real and the generated batch) refuses
+    batch, so ``model.speed.joint_d_pass`` (one D pass over the real and the generated batch) refuses
     it, as it refuses BatchNorm.
     """
 
