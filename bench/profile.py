@@ -4,7 +4,7 @@
 
 The template's training step is instrumented from outside (nothing in ``gan/`` knows about the
 profiler): G's and D's forward passes, each network's update (backward and optimizer step), the
-gradient penalties, the optimizer steps, the EMA, the end-of-iteration bookkeeping (scalars) and
+the training terms, the optimizer steps, the EMA, the end-of-iteration bookkeeping (scalars) and
 each callback's end-of-batch hook run under ``torch.profiler.record_function`` labels. After
 ``warmup`` iterations, ``iterations`` are profiled; the first table gives each phase's time per
 iteration (inclusive: a backward is counted in the update that runs it) and what is left of the
@@ -33,7 +33,7 @@ PHASES = {
     "D forward": "D forward passes (real and generated, both phases)",
     "D update": "D update: backward + step",
     "G update": "G update: backward + step",
-    "penalties": "R1/R2 gradient penalties (their double backward, before the D update)",
+    "terms": "training terms (R1/R2's double backward, before the D update; mode seeking, ...)",
     "optimizer step": "optimizer steps (both networks; inside the updates)",
     "EMA": "EMA of G",
     "bookkeeping": "end of iteration: scalars, budget",
@@ -56,7 +56,8 @@ def instrument(trainer: pl.Trainer, module: pl.LightningModule) -> None:
     module.discriminator.forward = labelled("D forward", module.discriminator.forward)
     update = module._update
     module._update = lambda opt, loss, net, clip, phase: labelled(f"{phase} update", update)(opt, loss, net, clip, phase)
-    module.loss.gradient_penalties = labelled("penalties", module.loss.gradient_penalties)
+    for term in module.terms:
+        term.loss = labelled("terms", term.loss)
     module._update_ema = labelled("EMA", module._update_ema)
     module._end_iteration = labelled("bookkeeping", module._end_iteration)
     for optimizer in trainer.optimizers:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.errors import NonFiniteError, RunError
 from gan.files import temporary_name
@@ -25,6 +25,8 @@ BEST_FID = "best_fid.ckpt"
 # Network modules renamed after their model configs: checkpoints of older versions name the old ones.
 RENAMED_TARGETS = {"gan.nets.keras.": "gan.nets.keras_dcgan.", "gan.nets.paddle.": "gan.nets.paddle_dcgan.",
                    "gan.nets.maxout.": "gan.nets.renom_maxout."}
+# the conditional settings older configs kept flat in ``model``
+FLAT_CONDITIONAL = ("label_dim", "label_std", "class_norm", "fake_labels")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -133,7 +135,20 @@ def checkpoint_config(ckpt: dict, path: str | Path) -> DictConfig:
         for old, new in RENAMED_TARGETS.items():
             if isinstance(target, str) and target.startswith(old):
                 cfg.model[net]._target_ = new + target[len(old):]
+    _group_flat_conditioning(cfg)
     return cfg
+
+
+def _group_flat_conditioning(cfg: DictConfig) -> None:
+    """Older configs kept the conditional settings flat in ``model`` (``conditioning``,
+    ``label_dim``...); today's group them under ``model.conditional``."""
+    model = cfg.get("model")
+    if not isinstance(model, DictConfig) or "conditioning" not in model or "conditional" in model:
+        return
+    kind = model.get("conditioning")
+    flat = {k: model[k] for k in FLAT_CONDITIONAL if k in model}
+    with open_dict(model):
+        model.conditional = None if kind is None else {"_target_": "gan.settings.Conditioning", "kind": kind, **flat}
 
 
 def check_fits(ckpt: dict, model: torch.nn.Module, path: str | Path) -> None:

@@ -109,7 +109,7 @@ def _check_node(node: DictConfig, where: str, set_by_train: Mapping[str, str] | 
             if key not in accepted:
                 shown = sorted(accepted - set(set_by_train))
                 what = f"{where} takes: {', '.join(shown)}" if len(shown) <= MAX_LISTED else f"not an argument of {target}"
-                _unknown_key(node, key, where, shown, what)
+                _unknown_key(node, key, where, shown, what, _grouped_keys(node))
     for key in node.keys():
         if OmegaConf.is_interpolation(node, str(key)):  # a node checked where it is defined (model.loss: ${loss})
             continue
@@ -153,10 +153,24 @@ def _import(target: str, where: str) -> Any:
     raise ConfigError(f"{where}._target_={target}: cannot be imported (no module {parts[0]!r})")
 
 
-def _unknown_key(node: DictConfig, key: str, where: str, allowed: Iterable[str], what: str) -> None:
-    allowed = list(allowed)
+def _grouped_keys(node: DictConfig) -> dict[str, str]:
+    """The keys of ``node``'s grouped settings (child nodes with a ``_target_``, e.g. ``model.updates``),
+    each to its path from ``node``: where a key that moved into a group is now found."""
+    grouped = {}
+    for name in node.keys():
+        child = None if OmegaConf.is_interpolation(node, str(name)) else _raw(node, name)
+        if isinstance(child, DictConfig) and "_target_" in child:
+            grouped.update({str(k): f"{name}.{k}" for k in child.keys() if str(k) not in HYDRA_KEYS})
+    return grouped
+
+
+def _unknown_key(node: DictConfig, key: str, where: str, allowed: Iterable[str], what: str,
+                 grouped: Mapping[str, str] | None = None) -> None:
+    allowed, grouped = list(allowed), dict(grouped or {})
     close = difflib.get_close_matches(key, allowed, n=1)
     given = f"{_path(where, key)}={fmt(_raw(node, key))}"
+    if not close:
+        close = [grouped[k] for k in difflib.get_close_matches(key, list(grouped), n=1)]
     if close:
         raise ConfigError(f"{given}: unknown key; did you mean {_path(where, close[0])}?")
     if what == "the top level":

@@ -169,7 +169,9 @@ class MNISTDataModule(pl.LightningDataModule):
         digits: optional list of labels to keep, e.g. ``[7]``.
         dataset: ``MNIST`` or ``FashionMNIST``.
         download: try torchvision's download when the files are missing.
-        seed: seeds the per-epoch shuffle.
+        seed: seeds the per-epoch shuffle and the choice of ``subset``.
+        subset: keep a class-balanced subset of this many training images (the same number of
+            each kept class, drawn with ``seed``), e.g. 1000 for 100 per digit; null keeps them all.
     """
 
     def __init__(
@@ -183,6 +185,7 @@ class MNISTDataModule(pl.LightningDataModule):
         shuffle: bool = True,
         seed: int = 0,
         pin_memory: bool = False,
+        subset: int | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root or os.environ.get(ROOT_ENV) or "data")
@@ -194,6 +197,7 @@ class MNISTDataModule(pl.LightningDataModule):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.pin_memory = pin_memory
+        self.subset = positive_int("data.subset", subset, nullable=True)
         self.train_set: ImageBatches | None = None
         self.sampler: EpochBatchSampler | None = None
 
@@ -208,6 +212,9 @@ class MNISTDataModule(pl.LightningDataModule):
             if self.digits is not None:
                 keep = torch.isin(labels, torch.tensor(self.digits))
                 images, labels = images[keep], labels[keep]
+            if self.subset is not None:
+                keep = balanced_subset(labels, self.subset, self.seed)
+                images, labels = images[keep], labels[keep]
             self.train_set = ImageBatches(images, labels, self.value_range)
             if len(self.train_set) < self.batch_size:
                 raise ConfigError(
@@ -215,9 +222,10 @@ class MNISTDataModule(pl.LightningDataModule):
                     "images selected: lower data.batch_size."
                 )
             log.info(
-                "%s: %d training images%s, batch %d",
+                "%s: %d training images%s%s, batch %d",
                 self.dataset, len(self.train_set),
-                f" of digits {self.digits}" if self.digits is not None else "", self.batch_size,
+                f" of digits {self.digits}" if self.digits is not None else "",
+                " (a class-balanced subset)" if self.subset is not None else "", self.batch_size,
             )
 
     def train_dataloader(self) -> DataLoader:
@@ -233,6 +241,25 @@ class MNISTDataModule(pl.LightningDataModule):
             self.train_set, sampler=self.sampler, batch_size=None, pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+
+def balanced_subset(labels: Tensor, n: int, seed: int) -> Tensor:
+    """Indices (in dataset order) of ``n`` images with the same number of each class in ``labels``,
+    each class's drawn at random with ``seed``: the same seed gives the same images."""
+    classes = labels.unique()
+    per_class, left = divmod(n, len(classes))
+    if left:
+        raise ConfigError(f"data.subset={n}: must be a multiple of the {len(classes)} classes kept, so each has as many "
+                          f"images (e.g. {max(per_class, 1) * len(classes)})")
+    generator = torch.Generator().manual_seed(int(seed))
+    chosen = []
+    for c in classes.tolist():
+        members = (labels == c).nonzero().flatten()
+        if len(members) < per_class:
+            raise ConfigError(f"data.subset={n} asks for {per_class} images of class {c}, which has {len(members)}: "
+                              "lower data.subset")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values
 
 
 def _check_digits(digits) -> list[int] | None:

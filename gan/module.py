@@ -165,13 +165,14 @@ class GAN(NetworkUpdates, pl.LightningModule):
             return self._end_iteration(self._simultaneous_step(real))
         opt_g, opt_d = self.optimizers()
         d_steps, g_steps = self.updates.d_steps, self.updates.g_steps
+        logged: dict[str, Tensor] = {}  # the terms' scalars, the latest of each
 
         # ---- Train Discriminator: real images towards "real", G's samples towards "fake" ----
         for step in range(d_steps):
             fake, z, fake_labels = self._draw(len(real), labels, keep_graph=self.speed.reuse_fake)
             d = self._d_phase(self.iteration * d_steps + step, real, labels, fake, z, fake_labels)
             d_loss = self.loss.d_loss(d.real_logits, d.fake_logits)
-            d_objective, d_scalars = self._add_terms(d_loss, d)
+            d_objective = self._add_terms(d_loss, d, logged)
             self._update(opt_d, d_objective, self.discriminator, self.updates.clip_d, "D")
 
         # ---- Train Generator: make D call G's samples real; D's parameters stay frozen ----
@@ -181,22 +182,21 @@ class GAN(NetworkUpdates, pl.LightningModule):
                     fake, z, fake_labels = self._draw(len(real), labels, keep_graph=True)
                 g = self._g_phase(self.iteration * g_steps + step, real, labels, fake, z, fake_labels)
                 g_loss = self.loss.g_loss(g.fake_logits, self._real_scores(real, labels))
-                g_objective, g_scalars = self._add_terms(g_loss, g)
+                g_objective = self._add_terms(g_loss, g, logged)
                 self._update(opt_g, g_objective, self.generator, self.updates.clip_g, "G")
         self._update_ema(len(real))
 
         scalars = iteration_scalars(d_loss, g_loss, d.real_logits, d.fake_logits, self.loss.g_needs_real)
-        self._end_iteration(scalars, {**d_scalars, **g_scalars})
+        self._end_iteration(scalars, logged)
 
-    def _add_terms(self, loss: Tensor, phase: Phase) -> tuple[Tensor, dict[str, Tensor]]:
-        """``loss`` plus every term that joins this update, and the scalars they log."""
-        scalars = {}
+    def _add_terms(self, loss: Tensor, phase: Phase, logged: dict[str, Tensor]) -> Tensor:
+        """``loss`` plus every term that joins this update; their scalars go into ``logged``."""
         for term in self.terms:
             if term.applies(phase.name, phase.update):
-                value, logged = term.loss(phase)
+                value, scalars = term.loss(phase)
                 loss = loss + value
-                scalars.update(logged)
-        return loss, scalars
+                logged.update(scalars)
+        return loss
 
     def _d_phase(self, update: int, real: Tensor, labels, fake: Tensor, z: Tensor, fake_labels) -> Phase:
         """D's scores of the real and the generated batch, ``fake`` cut from G's graph; both made

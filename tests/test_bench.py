@@ -78,8 +78,8 @@ def test_flop_counter_counts_a_matmul_and_its_backward_exactly():
 def test_work_of_an_iteration_is_counted_through_gradient_penalties(make_cfg):
     from bench.efficiency import COUNTED, efficiency, gflop_per_iteration
 
-    plain = gflop_per_iteration(make_cfg(*QUICK, "loss.r1_gamma=0"), start=2)
-    penalised = gflop_per_iteration(make_cfg(*QUICK, "loss.r1_gamma=1", "loss.penalty_every=1", run="r1"), start=2)
+    plain = gflop_per_iteration(make_cfg(*QUICK), start=2)
+    penalised = gflop_per_iteration(make_cfg(*QUICK, "+terms=r1_r2", "loss.terms.r1_r2.every=1", run="r1"), start=2)
     assert 0 < plain < penalised  # R1's double backward is work too
     row = efficiency(plain, its=10.0, fp32_roof=100.0)
     assert row["gflops"] == round(plain * 10, 1) and row["of_fp32_roof"] == round(plain * 10 / 100, 3)

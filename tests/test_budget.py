@@ -50,7 +50,7 @@ def test_auto_measures_the_rate_and_fixes_a_count_before_the_run(make_cfg):
     resolve_iterations(cfg)
     assert isinstance(cfg.iterations, int) and cfg.iterations > 0
     assert cfg.iterations % cfg.log_every == 0
-    assert cfg.model.max_iterations == cfg.iterations  # everything that counts iterations sees it
+    assert cfg.model.run.max_iterations == cfg.iterations  # everything that counts iterations sees it
     assert not Path(cfg.paths.output_dir).exists()  # the probe wrote nothing into the run folder
     assert (cfg.trainer.precision, cfg.trainer.enable_model_summary) == ("auto", True)  # its trainer settings stayed its own
 

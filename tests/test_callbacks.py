@@ -68,7 +68,7 @@ def test_a_stalled_class_of_a_conditional_run_is_detected():
     assert class_collapsed([(100, 8, 0.0, 0.9)]) is None  # one evaluation is not a trend
     found = diagnose([], [(100, 10), (200, 10)], class_history=stalled)
     assert [f.key for f in found] == ["class_collapse"]
-    assert "class 8 has stalled" in found[0].message and "model.label_std" in found[0].message
+    assert "class 8 has stalled" in found[0].message and "model.conditional.label_std" in found[0].message
     history = History()
     history.add_evaluation(100, {"fid": 300.0, "worst_class": 8.0, "worst_class_accuracy": 0.0,
                                  "other_classes_accuracy": 0.9}, {})

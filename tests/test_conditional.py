@@ -88,7 +88,7 @@ def test_concat_and_acgan_discriminators_give_their_outputs():
     assert not torch.equal(concat(x, y), concat(x, (y + 1) % 5))  # the label changes the logit
     acgan = ConditionalDiscriminator(MLPDiscriminator(hidden=[16]), num_classes=5, conditioning="acgan")
     assert acgan(x, y).shape == (5, 6) and acgan.auxiliary_classes == 5
-    with pytest.raises(ConfigError, match="model.conditioning=film"):
+    with pytest.raises(ConfigError, match="model.conditional.kind=film"):
         ConditionalDiscriminator(MLPDiscriminator(hidden=[16]), conditioning="film")
 
 
@@ -127,7 +127,7 @@ def test_label_std_sets_the_label_embeddings_initial_scale():
     assert 0.9 < wide < 1.1 and 0.09 < narrow < 0.11
     zero = ConditionalGenerator(build, noise_dim=6, num_classes=10, label_dim=64, label_std=0.0)
     assert torch.count_nonzero(zero.embed.weight) == 0
-    with pytest.raises(ConfigError, match="model.label_std=-1"):
+    with pytest.raises(ConfigError, match="model.conditional.label_std=-1"):
         ConditionalGenerator(build, noise_dim=6, label_std=-1)
 
 
@@ -164,7 +164,7 @@ def test_class_norm_applies_each_samples_own_gain_and_bias():
 
 
 def test_class_norm_needs_a_generator_with_batch_norm():
-    with pytest.raises(ConfigError, match="model.class_norm=true: the generator MLPGenerator has no BatchNorm"):
+    with pytest.raises(ConfigError, match="model.conditional.class_norm=true: the generator MLPGenerator has no BatchNorm"):
         ConditionalGenerator(lambda noise_dim: MLPGenerator(noise_dim=noise_dim, hidden=[8]), noise_dim=6, class_norm=True)
 
 
@@ -175,23 +175,23 @@ def test_fake_labels_are_uniform_or_the_real_batchs(make_cfg):
     drawn = uniform.sample_labels(6000, real)
     counts = torch.bincount(drawn, minlength=10)
     assert len(drawn) == 6000 and counts.min() > 500 and counts.max() < 700  # about 600 each, not the batch's
-    paired = build_gan(make_cfg("experiment=conditional", "model.fake_labels=real", run="paired"))
+    paired = build_gan(make_cfg("experiment=conditional", "model.conditional.fake_labels=real", run="paired"))
     assert torch.equal(paired.sample_labels(6, real), real)
-    with pytest.raises(ConfigError, match="model.fake_labels"):
-        build_gan(make_cfg("experiment=conditional", "model.fake_labels=shuffled", run="bad"))
+    with pytest.raises(ConfigError, match="model.conditional.fake_labels"):
+        build_gan(make_cfg("experiment=conditional", "model.conditional.fake_labels=shuffled", run="bad"))
 
 
 def test_conditioning_needs_a_generator_partial_and_a_known_name(make_cfg):
-    with pytest.raises(ConfigError, match="model.conditioning=projection: the generator must be given as a partial"):
-        train(make_cfg(*QUICK, "model.conditioning=projection"))
-    with pytest.raises(ConfigError, match="model.conditioning=film"):
-        train(make_cfg(*CONDITIONAL, "model.conditioning=film"))
+    with pytest.raises(ConfigError, match="model.conditional.kind=projection: the generator must be given as a partial"):
+        train(make_cfg(*QUICK, "model.conditional={_target_: gan.settings.Conditioning, kind: projection}"))
+    with pytest.raises(ConfigError, match="model.conditional.kind=film"):
+        train(make_cfg(*CONDITIONAL, "model.conditional.kind=film"))
 
 
 # ---------------------------------------------------------------------------------- training
 @pytest.mark.parametrize("conditioning", ["concat", "acgan"])
 def test_each_conditioning_trains(make_cfg, conditioning):
-    cfg = make_cfg(*CONDITIONAL, "iterations=2", f"model.conditioning={conditioning}")
+    cfg = make_cfg(*CONDITIONAL, "iterations=2", f"model.conditional.kind={conditioning}")
     metrics = train(cfg)
     assert math.isfinite(metrics["train/d_loss"]) and (Path(cfg.paths.output_dir) / "samples" / "by_class.png").is_file()
 
@@ -210,7 +210,7 @@ def test_conditional_default_recipe_trains_and_logs_label_accuracy(make_cfg, cac
 
 @pytest.mark.parametrize("ema", [True, False])
 def test_a_class_norm_checkpoint_loads_and_draws_what_its_gan_drew(make_cfg, ema):
-    cfg = make_cfg("experiment=conditional", "model.class_norm=true", "data.batch_size=16", "iterations=2",
+    cfg = make_cfg("experiment=conditional", "model.conditional.class_norm=true", "data.batch_size=16", "iterations=2",
                    "callbacks.evaluation=null", "trainer.precision=32-true", run=f"class_norm_{ema}")
     train(cfg)
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -225,7 +225,7 @@ def test_a_class_norm_checkpoint_loads_and_draws_what_its_gan_drew(make_cfg, ema
 
 
 def test_resume_of_a_conditional_run_is_exact(make_cfg):
-    common = ["experiment=conditional", "loss.penalty_every=2", "trainer.precision=32-true", "data.batch_size=16",
+    common = ["experiment=conditional", "loss.terms.r1_r2.every=2", "trainer.precision=32-true", "data.batch_size=16",
               "checkpoint_every=100", "callbacks.evaluation=null", "model.ema.half_life_images=100"]
     straight = make_cfg(*common, "iterations=7", run="straight")
     train(straight)
@@ -303,16 +303,16 @@ def test_frechet_distance_of_shifted_gaussians():
 
 
 def test_mode_seeking_pairs_the_labels_of_the_batchs_halves_and_logs_its_term(make_cfg):
-    gan = build_gan(make_cfg("experiment=conditional", "model.mode_seeking=1.0"))
+    gan = build_gan(make_cfg("experiment=conditional", "+terms=mode_seeking"))
     drawn = gan.sample_labels(7)
-    assert len(drawn) == 7 and torch.equal(drawn[:3], drawn[3:6])  # the pairs of gan.losses.mode_seeking
+    assert len(drawn) == 7 and torch.equal(drawn[:3], drawn[3:6])  # the pairs of gan.terms.mode_seeking
     torch.manual_seed(0)
     counts = torch.bincount(gan.sample_labels(6000), minlength=10)
     assert counts.min() > 500 and counts.max() < 700  # still uniform over the classes
-    cfg = make_cfg(*CONDITIONAL, "iterations=2", "model.mode_seeking=1.0", run="trained")
+    cfg = make_cfg(*CONDITIONAL, "iterations=2", "+terms=mode_seeking", run="trained")
     metrics = train(cfg)
     assert math.isfinite(metrics["train/mode_seeking"]) and metrics["train/mode_seeking"] > 0
-    for bad, message in [("model.mode_seeking=-1", "must be a number >= 0"),
-                         ("model.fake_labels=real", "fake_labels=real")]:
+    for bad, message in [("model.terms.mode_seeking.weight=-1", "must be a number >= 0"),
+                         ("model.conditional.fake_labels=real", "fake_labels=real")]:
         with pytest.raises(ConfigError, match=message):
-            build_gan(make_cfg("experiment=conditional", "model.mode_seeking=1.0", bad, run="bad"))
+            build_gan(make_cfg("experiment=conditional", "+terms=mode_seeking", bad, run="bad"))

@@ -55,41 +55,41 @@ REJECTED = {
     "checkpoint_every": (["checkpoint_every=0"], "checkpoint_every=0: must be a positive integer"),
     "sample_every": (["sample_every=-1"], "sample_every=-1: must be a positive integer"),
     "log_every": (["log_every=0"], "log_every=0: must be a positive integer"),
-    "d_steps": (["model.d_steps=0"], "model.d_steps=0: must be a positive integer"),
-    "g_steps": (["model.g_steps=0"], "model.g_steps=0: must be a positive integer"),
+    "d_steps": (["model.updates.d_steps=0"], "model.updates.d_steps=0: must be a positive integer"),
+    "g_steps": (["model.updates.g_steps=0"], "model.updates.g_steps=0: must be a positive integer"),
     "digits_empty": (["data.digits=[]"], "data.digits=[]: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]"),
     "digits_range": (["data.digits=[3,10]"], "data.digits=[3, 10]: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]"),
     "digits_scalar": (["data.digits=7"], "data.digits=7: must be null (all ten) or a non-empty list of digits 0-9, e.g. [7]"),
-    "schedule": (["loss=nonsaturating", "model.schedule=alternate"], "model.schedule=alternate: must be one of alternating, simultaneous"),
+    "schedule": (["loss=nonsaturating", "model.updates.schedule=alternate"], "model.updates.schedule=alternate: must be one of alternating, simultaneous"),
     "dataset": (["data.dataset=CIFAR"], "data.dataset=CIFAR: must be one of MNIST, FashionMNIST"),
     # a loss that needs something the model lacks (declared by the loss config's `requires`)
     "wasserstein_simultaneous": (
-        ["loss=wasserstein", "model.schedule=simultaneous"],
-        "model.schedule=simultaneous: loss=wasserstein needs model.schedule=alternating",
+        ["loss=wasserstein", "model.updates.schedule=simultaneous"],
+        "model.updates.schedule=simultaneous: loss=wasserstein needs model.updates.schedule=alternating",
     ),
     "gradient_penalty_simultaneous": (
-        ["loss=wasserstein_gp", "model.schedule=simultaneous"],
-        "model.schedule=simultaneous: loss=wasserstein_gp needs model.schedule=alternating",
+        ["loss=wasserstein_gp", "model.updates.schedule=simultaneous"],
+        "model.updates.schedule=simultaneous: loss=wasserstein_gp needs model.updates.schedule=alternating",
     ),
     "requires_any_path": (
-        ["loss=nonsaturating", "+loss.requires={d_steps: [2, 5]}"],
-        "model.d_steps=1: loss=nonsaturating needs model.d_steps to be one of 2, 5",
+        ["loss=nonsaturating", "+loss.requires={updates.d_steps: [2, 5]}"],
+        "model.updates.d_steps=1: loss=nonsaturating needs model.updates.d_steps to be one of 2, 5",
     ),
     "requires_missing_setting": (
         ["loss=nonsaturating", "+loss.requires={discriminator.output: score}"],
         "model.discriminator.output is not set: loss=nonsaturating needs model.discriminator.output=score",
     ),
     "requires_list_must_be_set": (
-        ["model=dcgan", "loss=nonsaturating", "+loss.requires=[scheduler_d]"],
-        "model.scheduler_d=null: loss=nonsaturating needs model.scheduler_d to be set",
+        ["model=dcgan", "loss=nonsaturating", "+loss.requires=[updates.scheduler_d]"],
+        "model.updates.scheduler_d=null: loss=nonsaturating needs model.updates.scheduler_d to be set",
     ),
     # a penalty on D is applied by the alternating D phase only, with or without `requires`
     "penalty_simultaneous": (
-        ["loss=wasserstein_gp", "~loss.requires", "model.schedule=simultaneous"],
-        "model.schedule=simultaneous: loss=wasserstein_gp needs model.schedule=alternating",
+        ["loss=wasserstein_gp", "~loss.requires", "model.updates.schedule=simultaneous"],
+        "model.updates.schedule=simultaneous: loss=wasserstein_gp needs model.updates.schedule=alternating",
     ),
     # unknown keys (added with +, which Hydra's struct mode lets through), with the close match
-    "model_typo": (["+model.d_step=2"], "model.d_step=2: unknown key; did you mean model.d_steps?"),
+    "model_typo": (["+model.d_step=2"], "model.d_step=2: unknown key; did you mean model.updates.d_steps?"),
     "data_typo": (["+data.batchsize=64"], "data.batchsize=64: unknown key; did you mean data.batch_size?"),
     "top_level_typo": (["+iteration=5"], "iteration=5: unknown key; did you mean iterations?"),
     "trainer_typo": (["+trainer.max_step=5"], "trainer.max_step=5: unknown key; did you mean trainer.max_steps?"),
@@ -99,7 +99,7 @@ REJECTED = {
     "trainer_set_by_train": (["+trainer.logger=false"], "trainer.logger=false: not read from here; gan.train sets it from the logger group"),
     "budget_schedule_without_budget": (
         ["experiment=ablate_cosine_decay", "iterations=null", "trainer.max_epochs=1"],
-        "iterations=null: model.scheduler_g decays over the iterations budget; set iterations=N, or model.scheduler_g=null to train by epochs",
+        "iterations=null: model.updates.scheduler_g decays over the iterations budget; set iterations=N, or model.updates.scheduler_g=null to train by epochs",
     ),
     "callback_without_target": (
         ["+callbacks.extra={every: 3}"],
@@ -128,7 +128,7 @@ def test_unknown_top_level_key_lists_the_allowed_ones():
 def test_unknown_model_key_without_a_close_match_lists_the_model_arguments():
     message = rejection("+model.zzz=1")
     assert message.startswith("model.zzz=1: unknown key; model takes: ")
-    assert "d_steps" in message and "schedule" in message
+    assert "updates" in message and "terms" in message
 
 
 def test_a_misspelt_key_without_plus_is_hydras_own_error():
@@ -150,7 +150,7 @@ def test_run_level_keys_reach_the_model_by_interpolation():
     cfg = compose_config(["iterations=7", "log_every=3", "seed=11", "on_nonfinite=skip"])
     check(cfg)
     model = build_gan(cfg)
-    assert (model.max_iterations, model.log_every, model.on_nonfinite) == (7, 3, "skip")
+    assert (model.max_iterations, model.log_every, model.run.on_nonfinite) == (7, 3, "skip")
     assert model.loss.name == "rpgan"
 
 
@@ -176,7 +176,7 @@ def test_every_model_option_passes(option):
 
 
 def test_a_simultaneous_model_with_the_default_loss_gets_one_line():
-    assert rejection("model=tf_simple") == "model.schedule=simultaneous: loss=rpgan needs model.schedule=alternating"
+    assert rejection("model=tf_simple") == "model.updates.schedule=simultaneous: loss=rpgan needs model.updates.schedule=alternating"
 
 
 @pytest.mark.parametrize("group", ["loss", "experiment", "debug", "data", "trainer", "logger", "callbacks"])

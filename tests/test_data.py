@@ -131,3 +131,40 @@ def test_gzipped_files_in_the_root_itself_are_read(tmp_path, mnist_root):
             (tmp_path / f"{name}.gz").write_bytes(gzip.compress(src.read_bytes(), compresslevel=1))
     images, labels = load_split(tmp_path, "test", download=False)
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+
+
+# ---------------------------------------------------------------- data.subset: a class-balanced subset
+def subset_labels(mnist_root, n, seed=0, **kwargs):
+    dm = MNISTDataModule(str(mnist_root), batch_size=16, download=False, subset=n, seed=seed, **kwargs)
+    dm.setup()
+    return dm.train_set
+
+
+def test_subset_gives_the_same_number_of_each_class_the_same_ones_for_the_same_seed(mnist_root):
+    chosen = subset_labels(mnist_root, 1000)
+    assert len(chosen) == 1000
+    assert torch.bincount(chosen.labels, minlength=10).tolist() == [100] * 10
+    again, other = subset_labels(mnist_root, 1000), subset_labels(mnist_root, 1000, seed=1)
+    assert torch.equal(chosen.images, again.images)
+    assert not torch.equal(chosen.images, other.images)
+
+
+def test_subset_balances_the_digits_kept(mnist_root):
+    chosen = subset_labels(mnist_root, 40, digits=[3, 8])
+    assert sorted(torch.bincount(chosen.labels).nonzero().flatten().tolist()) == [3, 8]
+    assert torch.bincount(chosen.labels)[[3, 8]].tolist() == [20, 20]
+
+
+def test_bad_subsets_are_refused_in_one_line(mnist_root):
+    with pytest.raises(ValueError, match="data.subset=1005: must be a multiple of the 10 classes kept"):
+        subset_labels(mnist_root, 1005)
+    with pytest.raises(ValueError, match="data.subset=0: must be a positive integer or null"):
+        MNISTDataModule(str(mnist_root), subset=0)
+    with pytest.raises(ValueError, match="asks for 7000 images of class 0"):
+        subset_labels(mnist_root, 70000)
+
+
+def test_the_low_data_experiment_trains_on_1000_images(make_cfg):
+    cfg = make_cfg("experiment=low_data")
+    assert cfg.data.subset == 1000 and cfg.model.discriminator._target_.endswith("InfoGANDiscriminator")
+    assert make_cfg("experiment=low_data", "augment=diffaugment", run="a").augment._target_.endswith("DiffAugment")

@@ -42,29 +42,29 @@ def test_recipes_state_their_tutorials_settings(make_cfg):
     assert recipe(make_cfg, "cs231n_dcgan")[0].trainer.max_epochs == 5
 
     cfg, gan = recipe(make_cfg, "paddle_dcgan")
-    assert (gan.d_steps, gan.g_steps, cfg.trainer.max_epochs, cfg.data.batch_size, gan.noise.dim) == (1, 2, 20, 128, 100)
+    assert (gan.updates.d_steps, gan.updates.g_steps, cfg.trainer.max_epochs, cfg.data.batch_size, gan.noise.dim) == (1, 2, 20, 128, 100)
     assert cfg.model.optimizer_g.lr == cfg.model.optimizer_d.lr == 2e-4
 
     cfg, gan = recipe(make_cfg, "tf_simple_gan")
-    assert (gan.schedule, cfg.iterations, cfg.data.batch_size, list(cfg.data.digits)) == ("simultaneous", 500, 10, [7])
+    assert (gan.updates.schedule, cfg.iterations, cfg.data.batch_size, list(cfg.data.digits)) == ("simultaneous", 500, 10, [7])
     assert (gan.noise.low, gan.noise.high, cfg.model.optimizer_g.lr) == (0.0, 1.0, 0.05)
     assert gan.value_range == (0.0, 1.0) and cfg.data.scale_to == "sigmoid"
 
     cfg, gan = recipe(make_cfg, "keras_dcgan")
     assert (cfg.iterations, cfg.data.batch_size) == (10000, 256)
     assert (cfg.model.optimizer_d.lr, cfg.model.optimizer_g.lr) == (8e-4, 4e-4)
-    assert (cfg.model.scheduler_d.decay, cfg.model.scheduler_g.decay) == (6e-8, 3e-8)
-    assert gan.clip_d == gan.clip_g == {"val": 1.0, "algorithm": "value"}
+    assert (cfg.model.updates.scheduler_d.decay, cfg.model.updates.scheduler_g.decay) == (6e-8, 3e-8)
+    assert gan.updates.clip_d == gan.updates.clip_g == {"val": 1.0, "algorithm": "value"}
 
     cfg, gan = recipe(make_cfg, "renom_maxout_gan")
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, gan.noise.low, gan.noise.high) == (30, 256, 0.0, 1.0)
 
     cfg, gan = recipe(make_cfg, "wgan")
-    assert (gan.d_steps, gan.loss.weight_clip, cfg.data.batch_size, cfg.model.optimizer_d.lr) == (5, 0.01, 64, 5e-5)
+    assert (gan.updates.d_steps, gan.loss.weight_clip, cfg.data.batch_size, cfg.model.optimizer_d.lr) == (5, 0.01, 64, 5e-5)
     assert cfg.model.optimizer_d._target_ == "torch.optim.RMSprop"
 
     cfg, gan = recipe(make_cfg, "wgan_gp")
-    assert (gan.d_steps, gan.loss.weight_clip, cfg.loss.penalty.weight) == (5, None, 10.0)
+    assert (gan.updates.d_steps, gan.loss.weight_clip, gan.loss.terms["gradient_penalty"].weight) == (5, None, 10.0)
     assert list(cfg.model.optimizer_d.betas) == [0.0, 0.9] and cfg.model.optimizer_d.lr == 1e-4
 
 
@@ -93,14 +93,15 @@ def test_ablations_change_only_what_they_name(make_cfg):
         return {k for k in default.keys() | model.keys() if default.get(k) != model.get(k)}
 
     assert changed("no_ema") == {"ema"}
-    assert changed("cosine_decay") == {"scheduler_g", "scheduler_d"}
+    assert changed("cosine_decay") == {"updates"}
+    cosine = OmegaConf.to_container(make_cfg("experiment=ablate_cosine_decay").model.updates, resolve=True)
+    assert {k for k in cosine if cosine[k] != default["updates"][k]} == {"scheduler_g", "scheduler_d"}
     assert changed("strided_d") == {"generator", "discriminator"}
     strided = make_cfg("experiment=ablate_strided_d").model
     assert strided.discriminator._target_.endswith("StridedDiscriminator") and strided.discriminator.hidden is None
     generator = OmegaConf.to_container(strided.generator, resolve=True)
     assert {k for k in generator if generator[k] != default["generator"][k]} == {"init"}  # G: only its init
-    assert (changed("no_penalty"), make_cfg("experiment=ablate_no_penalty").loss.r1_gamma) == ({"loss"}, 0.0)
+    assert (changed("no_penalty"), make_cfg("experiment=ablate_no_penalty").loss.terms.r1_r2) == ({"loss"}, None)
     nonsaturating = make_cfg("experiment=ablate_nonsaturating").loss
     rpgan = make_cfg().loss
-    assert nonsaturating.name == "nonsaturating" and all(
-        nonsaturating[k] == rpgan[k] for k in ("r1_gamma", "r2_gamma", "penalty_every"))
+    assert nonsaturating.name == "nonsaturating" and nonsaturating.terms == rpgan.terms

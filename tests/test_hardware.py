@@ -25,8 +25,8 @@ def test_bf16_with_the_default_recipe_clipping_and_fused_adam(make_cfg):
     # Lightning refuses to clip for a fused optimizer under mixed precision; bf16 needs no scaler,
     # so the template clips directly. The default recipe's R1/R2 double backward runs under bf16.
     metrics = train(make_cfg("data.batch_size=16", "iterations=4", "callbacks.evaluation=null", "trainer.precision=bf16-mixed",
-                             "model.clip_d={val: 1.0, algorithm: norm}", "model.clip_g={val: 0.5, algorithm: value}",
-                             "loss.penalty_every=1"))
+                             "model.updates.clip_d={val: 1.0, algorithm: norm}", "model.updates.clip_g={val: 0.5, algorithm: value}",
+                             "loss.terms.r1_r2.every=1"))
     assert metrics["train/iteration"] == 4
     assert all(math.isfinite(v) for v in metrics.values())
 

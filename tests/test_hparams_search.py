@@ -40,7 +40,7 @@ def test_two_tiny_trials_one_failing_end_in_optimization_results(tmp_path, cache
     report = json.loads((trained / "metrics.json").read_text())
     assert results.best_value == pytest.approx(report["metrics"]["val/fid"])  # the FID the trial returned
     assert results.best_params["iterations"] == 4 == report["iteration"]
-    searched = {"model.optimizer_g.lr", "model.optimizer_d.lr", "loss.r1_gamma", "loss.r2_gamma",
+    searched = {"model.optimizer_g.lr", "model.optimizer_d.lr", "loss.terms.r1_r2.r1_gamma", "loss.terms.r1_r2.r2_gamma",
                 "model.ema.half_life_images", "model.generator.hidden", "model.discriminator.channels.1"}
     assert searched <= set(results.best_params)
     config = OmegaConf.load(trained / "config.yaml")  # the trial ran with the parameters it was scored with

@@ -32,7 +32,7 @@ def test_groups_are_consecutive_images():
 
 def test_a_joint_d_pass_is_refused_with_it(make_cfg):
     with pytest.raises(ConfigError, match="joint_d_pass=true needs a discriminator that scores each image on its own.*MinibatchStd"):
-        build_gan(make_cfg("model.discriminator.minibatch_std=4", "model.joint_d_pass=true"))
+        build_gan(make_cfg("model.discriminator.minibatch_std=4", "model.speed.joint_d_pass=true"))
 
 
 @pytest.mark.parametrize("batch,asked,got", [(128, 4, 4), (6, 4, 3), (7, 4, 1), (2, 4, 2), (1, 4, 1)])

@@ -83,26 +83,26 @@ def test_d_phase_changes_only_d_and_g_phase_only_g(make_cfg, mnist_root):
 
 @pytest.mark.parametrize("d_steps,g_steps", [(3, 1), (1, 2), (2, 3)])
 def test_schedule_updates_each_network_the_stated_number_of_times(make_cfg, mnist_root, d_steps, g_steps):
-    events = run_one_iteration(make_cfg, mnist_root, f"model.d_steps={d_steps}", f"model.g_steps={g_steps}")
+    events = run_one_iteration(make_cfg, mnist_root, f"model.updates.d_steps={d_steps}", f"model.updates.g_steps={g_steps}")
     assert [e["opt"] for e in events] == ["D"] * d_steps + ["G"] * g_steps
 
 
 def test_simultaneous_schedule_steps_both_from_one_forward_pass(make_cfg, mnist_root):
-    events = run_one_iteration(make_cfg, mnist_root, "model.schedule=simultaneous")
+    events = run_one_iteration(make_cfg, mnist_root, "loss=nonsaturating", "model.updates.schedule=simultaneous")
     assert [e["opt"] for e in events] == ["D", "G"]
     assert events[0]["d_changed"] and not events[0]["g_changed"]
     assert events[1]["g_changed"] and not events[1]["d_changed"]
 
 
 def test_gradient_clipping_by_value_bounds_d_gradients(make_cfg, mnist_root):
-    events = run_one_iteration(make_cfg, mnist_root, "model.clip_d={val: 0.001, algorithm: value}")
+    events = run_one_iteration(make_cfg, mnist_root, "model.updates.clip_d={val: 0.001, algorithm: value}")
     assert events[0]["d_grad_max"] <= 0.001 + 1e-9
     unclipped = run_one_iteration(make_cfg, mnist_root)
     assert unclipped[0]["d_grad_max"] > 0.001
 
 
 def test_gradient_clipping_by_norm_bounds_the_total_norm(make_cfg, mnist_root):
-    events = run_one_iteration(make_cfg, mnist_root, "model.clip_d={val: 0.01, algorithm: norm}")
+    events = run_one_iteration(make_cfg, mnist_root, "model.updates.clip_d={val: 0.01, algorithm: norm}")
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in events[0]["d_grads"]]))
     assert norm.item() <= 0.01 * (1 + 1e-4)
 
@@ -110,13 +110,13 @@ def test_gradient_clipping_by_norm_bounds_the_total_norm(make_cfg, mnist_root):
 def test_invalid_schedule_settings_are_rejected(make_cfg):
     cfg = make_cfg("model=mlp")
     with open_dict(cfg):
-        cfg.model.d_steps = 0
-    with pytest.raises(ValueError, match="model.d_steps=0: must be a positive integer"):
+        cfg.model.updates.d_steps = 0
+    with pytest.raises(ValueError, match="model.updates.d_steps=0: must be a positive integer"):
         build_gan(cfg)
-    cfg = make_cfg("model=mlp", "model.schedule=simultaneous", "model.d_steps=2")
+    cfg = make_cfg("model=mlp", "model.updates.schedule=simultaneous", "model.updates.d_steps=2")
     with pytest.raises(ValueError, match="simultaneous takes one step"):
         build_gan(cfg)
-    cfg = make_cfg("model=mlp", "model.clip_g={val: 1.0, algorithm: sideways}")
+    cfg = make_cfg("model=mlp", "model.updates.clip_g={val: 1.0, algorithm: sideways}")
     with pytest.raises(ValueError, match="clip_g"):
         build_gan(cfg)
 
@@ -141,7 +141,7 @@ from tests.conftest import QUICK  # noqa: E402
 
 
 def test_wasserstein_clips_critic_weights_after_each_update(make_cfg, mnist_root):
-    cfg = make_cfg(*QUICK, "loss=wasserstein", "iterations=2", "model.d_steps=2")
+    cfg = make_cfg(*QUICK, "loss=wasserstein", "iterations=2", "model.updates.d_steps=2")
     model = build_gan(cfg)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
@@ -168,12 +168,12 @@ def count_generator_forwards(make_cfg, mnist_root, *overrides):
 
 def test_reuse_fake_saves_one_generator_pass_per_iteration(make_cfg, mnist_root):
     assert count_generator_forwards(make_cfg, mnist_root) == 6
-    assert count_generator_forwards(make_cfg, mnist_root, "model.reuse_fake=true") == 3
+    assert count_generator_forwards(make_cfg, mnist_root, "model.speed.reuse_fake=true") == 3
 
 
 def test_inverse_time_decay_schedule_follows_the_update_count(make_cfg, mnist_root):
-    cfg = make_cfg(*QUICK, "iterations=4", "model.d_steps=2",
-                   "model.scheduler_d={_target_: gan.schedules.InverseTimeDecay, _partial_: true, decay: 0.5}")
+    cfg = make_cfg(*QUICK, "iterations=4", "model.updates.d_steps=2",
+                   "model.updates.scheduler_d={_target_: gan.schedules.InverseTimeDecay, _partial_: true, decay: 0.5}")
     model = build_gan(cfg)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
@@ -219,13 +219,13 @@ def test_nonfinite_loss_with_skip_drops_that_update_and_counts_it(make_cfg, monk
 
 def test_skip_gives_up_after_max_skipped_in_a_row_but_not_after_scattered_skips(make_cfg, monkeypatch):
     poison_d_loss(monkeypatch, lambda call: call >= 2)
-    cfg = make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=3")
+    cfg = make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.run.max_skipped_in_a_row=3")
     with pytest.raises(NonFiniteError, match=r"GAN iteration 4 .*3 D updates in a row not finite"):
         train(cfg)
     # a D update that works in between resets the count: every other call poisoned never gives up
     monkeypatch.undo()
     poison_d_loss(monkeypatch, lambda call: call % 2 == 1)
-    metrics = train(make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.max_skipped_in_a_row=2", run="second"))
+    metrics = train(make_cfg(*QUICK, "iterations=12", "on_nonfinite=skip", "model.run.max_skipped_in_a_row=2", run="second"))
     assert (metrics["train/iteration"], metrics["train/skipped_updates"]) == (12, 6)
 
 
@@ -233,7 +233,7 @@ def test_joint_d_pass_gives_the_separate_passes_gradients(make_cfg, mnist_root):
     runs = {}
     for joint in ("true", "false"):
         pl.seed_everything(0, verbose=False)
-        runs[joint] = run_one_iteration(make_cfg, mnist_root, f"model.joint_d_pass={joint}")
+        runs[joint] = run_one_iteration(make_cfg, mnist_root, f"model.speed.joint_d_pass={joint}")
     joint, separate = runs["true"][0]["d_grads"], runs["false"][0]["d_grads"]
     assert len(joint) == len(separate) > 0
     for a, b in zip(joint, separate):
@@ -242,7 +242,7 @@ def test_joint_d_pass_gives_the_separate_passes_gradients(make_cfg, mnist_root):
 
 def test_joint_d_pass_is_refused_for_a_discriminator_with_batch_norm(make_cfg):
     with pytest.raises(ValueError, match="joint_d_pass=true needs a discriminator that scores each image on its own.*BatchNorm"):
-        build_gan(make_cfg("model=paddle_dcgan", "model.joint_d_pass=true"))
+        build_gan(make_cfg("model=paddle_dcgan", "model.speed.joint_d_pass=true"))
 
 
 def test_joint_d_pass_is_refused_for_spectral_norm(make_cfg):
@@ -258,7 +258,8 @@ def test_joint_d_pass_gives_the_separate_passes_updates_in_both_schedules(make_c
     runs = {}
     for joint in ("true", "false"):
         pl.seed_everything(0, verbose=False)
-        runs[joint] = run_one_iteration(make_cfg, mnist_root, f"model.joint_d_pass={joint}", f"model.schedule={schedule}")
+        runs[joint] = run_one_iteration(make_cfg, mnist_root, "loss=nonsaturating", f"model.speed.joint_d_pass={joint}",
+                                        f"model.updates.schedule={schedule}")
     for a, b in zip(runs["true"][0]["d_grads"], runs["false"][0]["d_grads"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 

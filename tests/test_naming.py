@@ -19,8 +19,8 @@ def test_run_name_is_the_experiment_else_the_model(experiment, model, name):
 
 
 def test_job_name_is_the_number_and_the_overrides_with_long_floats_shortened():
-    assert job_name(3, "loss.r1_gamma=0.123456789,model.optimizer_g.lr=0.00012345678,seed=1") == \
-        "3_loss.r1_gamma=0.1235,model.optimizer_g.lr=0.0001235,seed=1"
+    assert job_name(3, "loss.terms.r1_r2.r1_gamma=0.123456789,model.optimizer_g.lr=0.00012345678,seed=1") == \
+        "3_loss.terms.r1_r2.r1_gamma=0.1235,model.optimizer_g.lr=0.0001235,seed=1"
     assert job_name(0, "model.optimizer_d.lr=1.5e-05,x=2") == "0_model.optimizer_d.lr=1.5e-05,x=2"
     assert job_name(4, "") == "4"
     assert job_name(5, "out=a/b") == "5_out=a-b"  # never a subfolder

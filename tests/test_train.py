@@ -117,7 +117,7 @@ class StopAt(pl.Callback):
 def test_resume_is_exact_with_ema_budget_schedules_and_lazy_penalties(make_cfg):
     """The default recipe's parts (EMA, rpgan with R1/R2 every 2nd D update) with a cosine decay
     over the budget, stopped at iteration 5 of 9 and resumed, end bit-identical to a straight run."""
-    common = ["model=modern_dcgan", "experiment=ablate_cosine_decay", "loss=rpgan", "loss.penalty_every=2", "trainer.precision=32-true",
+    common = ["model=modern_dcgan", "experiment=ablate_cosine_decay", "loss=rpgan", "loss.terms.r1_r2.every=2", "trainer.precision=32-true",
               "data.batch_size=16", "iterations=9", "checkpoint_every=100", "callbacks.evaluation=null",
               "model.ema.half_life_images=100"]
     straight = make_cfg(*common, run="straight")

@@ -311,15 +311,16 @@ ZOO_MODELS = {
 @pytest.mark.parametrize("name", sorted(ZOO_MODELS))
 def test_zoo_model_config_composes_builds_and_runs(name, tmp_path):
     g_class, (low, high), opt_class, (lr_g, lr_d), g_steps, schedule, clip = ZOO_MODELS[name]
-    cfg = compose_config([f"model={name}"], tmp_path)
+    cfg = compose_config([f"model={name}", "loss=nonsaturating"], tmp_path)
     assert cfg.model.generator.noise_dim == cfg.model.noise.dim == 100
     assert cfg.data.scale_to == cfg.model.generator.output_activation
     gan_module = build_gan(cfg)
     assert isinstance(gan_module.generator, g_class)
     noise = gan_module.noise
     assert (noise.dim, noise.distribution, noise.low, noise.high) == (100, "uniform", low, high)
-    assert (gan_module.d_steps, gan_module.g_steps, gan_module.schedule) == (1, g_steps, schedule)
-    assert gan_module.clip_d == clip and gan_module.clip_g == clip
+    updates = gan_module.updates
+    assert (updates.d_steps, updates.g_steps, updates.schedule) == (1, g_steps, schedule)
+    assert updates.clip_d == clip and updates.clip_g == clip
     opt_g, opt_d = gan_module.configure_optimizers()
     assert type(opt_g) is opt_class and type(opt_d) is opt_class
     assert opt_g.param_groups[0]["lr"] == pytest.approx(lr_g)
