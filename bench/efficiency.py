@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from gan.precision import cpu_bf16_flags, matmul_rate
+from gan.runtime.precision import cpu_bf16_flags, matmul_rate
 
 ROOF_SIZE = 2048
 COUNTED = 4  # GAN iterations counted (a multiple of the default recipe's penalty_every)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.files import write_atomically
+from gan.runtime.files import write_atomically
 
 
 class Point(NamedTuple):

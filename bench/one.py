@@ -40,7 +40,7 @@ def main() -> None:
         else:
             run = run_template if kind == "template" else run_plain
             result = {"its": run(cfg, int(iterations), int(warmup))}
-            if kind == "template":  # what trainer.precision=auto resolved to in this run (gan.build)
+            if kind == "template":  # what trainer.precision=auto resolved to in this run (gan.runtime.build)
                 result["precision"] = str(cfg.trainer.precision)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["threads"] = torch.get_num_threads()

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from gan.data import load_split
-from gan.images import output_range
+from gan.data.images import output_range
 
 
 def build_networks(cfg: DictConfig):

@@ -22,7 +22,7 @@ import torch
 
 from bench.efficiency import ROOF_SIZE, efficiency, roof
 from bench.recipes import PROJECT
-from gan.precision import cpu_bf16_flags
+from gan.runtime.precision import cpu_bf16_flags
 
 # (iterations measured after the warm-up, warm-up iterations, A B rounds) per recipe; the DCGAN
 # costs ~12x the MLP per iteration, and the MLP's short runs are the noisier, so it gets more rounds

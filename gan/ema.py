@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from gan.config import ConfigError
+from gan.runtime.config import ConfigError
 
 
 class GeneratorEMA(nn.Module):

@@ -32,12 +32,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gan.cli import UsageError, device_arg, parse_args, whole_number, writable_output
-from gan.config import boolean
-from gan.errors import ConfigError, RunError
-from gan.files import write_atomically
-from gan.generate import balanced_labels, load_run, num_classes, sample_images
-from gan.idx import DataFileError
+from gan.runtime.cli import UsageError, device_arg, parse_args, whole_number, writable_output
+from gan.runtime.config import boolean
+from gan.runtime.errors import ConfigError, RunError
+from gan.runtime.files import write_atomically
+from gan.metrics.generate import balanced_labels, load_run, num_classes, sample_images
+from gan.data.idx import DataFileError
 from gan.metrics.conditional import conditional_metrics, format_per_class
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator, format_report
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.config import ConfigError
+from gan.runtime.config import ConfigError
 
 
 def d_nonsaturating(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
@@ -112,7 +112,7 @@ class AdversarialLoss:
             WGAN-GP's gradient penalty; :mod:`gan.terms`); null entries are left out.
         weight_clip: if set, D's parameters are clamped to [-c, c] after each D update (WGAN).
         requires: model settings this loss needs, e.g. ``{"schedule": "alternating"}``: a config key,
-            checked against the model config by :mod:`gan.config` before anything is built; not kept here.
+            checked against the model config by :mod:`gan.runtime.config` before anything is built; not kept here.
 
     A plain class rather than a dataclass on purpose: Hydra would turn a dataclass instance
     passed to ``instantiate`` into a config node.

@@ -4,7 +4,7 @@ Manual optimization: each batch is one *GAN iteration* (README, "Counting"), mad
 discriminator updates then ``g_steps`` generator updates, or with ``schedule="simultaneous"`` one
 forward pass from which both networks step. Each phase's loss is the adversarial loss plus the
 terms that join it (:mod:`gan.terms`). The counting, the scalars and the budget stop are
-:class:`gan.bookkeeping.Bookkeeping`'s; one network's update is :class:`gan.updates.NetworkUpdates`'.
+:class:`gan.runtime.bookkeeping.Bookkeeping`'s; one network's update is :class:`gan.runtime.updates.NetworkUpdates`'.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from gan import rng
-from gan.bookkeeping import Bookkeeping, iteration_scalars
-from gan.config import ConfigError
+from gan.runtime import rng
+from gan.runtime.bookkeeping import Bookkeeping, iteration_scalars
+from gan.runtime.config import ConfigError
 from gan.ema import GeneratorEMA
-from gan.images import output_range
+from gan.data.images import output_range
 from gan.losses import AdversarialLoss
 from gan.nets.conditional import conditional_networks
 from gan.nets.minibatch_std import MinibatchStd
 from gan.noise import NoisePrior
 from gan.settings import Conditioning, RunSettings, Speed, Updates
 from gan.terms import AuxiliaryClassLoss, Phase, Term
-from gan.updates import NetworkUpdates
+from gan.runtime.updates import NetworkUpdates
 
 log = logging.getLogger(__name__)
 

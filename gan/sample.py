@@ -29,11 +29,11 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from gan.cli import UsageError, device_arg, parse_args, whole_number, writable_output
-from gan.config import boolean, fmt, is_int
-from gan.errors import ConfigError, RunError
-from gan.files import write_atomically
-from gan.generate import (
+from gan.runtime.cli import UsageError, device_arg, parse_args, whole_number, writable_output
+from gan.runtime.config import boolean, fmt, is_int
+from gan.runtime.errors import ConfigError, RunError
+from gan.runtime.files import write_atomically
+from gan.metrics.generate import (
     balanced_labels,
     class_grid_inputs,
     load_generator,
@@ -41,7 +41,7 @@ from gan.generate import (
     sample_images,
     unit_images,
 )
-from gan.idx import DataFileError
+from gan.data.idx import DataFileError
 from gan.metrics.classifier import load_or_train_classifier, predict
 from gan.noise import NoisePrior
 

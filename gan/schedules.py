@@ -7,7 +7,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from gan.config import ConfigError, one_of, positive_int
+from gan.runtime.config import ConfigError, one_of, positive_int
 
 
 class _FactorSchedule(LambdaLR):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gan.config import ConfigError, boolean, fmt, one_of, positive_int
+from gan.runtime.config import ConfigError, boolean, fmt, one_of, positive_int
 from gan.nets.conditional import CONDITIONINGS
 
 SCHEDULES = ("alternating", "simultaneous")

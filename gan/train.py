@@ -16,10 +16,10 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 
-from gan.budget import resolve_iterations
-from gan.build import build_run, build_trainer
+from gan.runtime.budget import resolve_iterations
+from gan.runtime.build import build_run, build_trainer
 from gan.callbacks.training import STOPPED_BY_SIGNAL
-from gan.checkpoints import (
+from gan.runtime.checkpoints import (
     check_fits,
     checkpoint_dir,
     last_checkpoint,
@@ -27,11 +27,11 @@ from gan.checkpoints import (
     resolve_checkpoint,
     run_dir_of,
 )
-from gan.config import validate
-from gan.console import print_config_tree
-from gan.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
-from gan.naming import register_resolvers
-from gan.runs import (
+from gan.runtime.config import validate
+from gan.runtime.console import print_config_tree
+from gan.runtime.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
+from gan.runtime.naming import register_resolvers
+from gan.runtime.runs import (
     CONFIG_FILE,
     PARENT_FILE,
     RunLock,
@@ -42,7 +42,7 @@ from gan.runs import (
 )
 
 log = logging.getLogger("gan.train")
-register_resolvers()  # before @hydra.main names the run folder (gan/naming.py)
+register_resolvers()  # before @hydra.main names the run folder (gan/runtime/naming.py)
 
 
 class Plan(NamedTuple):

@@ -20,9 +20,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from gan.callbacks.training import STOPPED_BY_SIGNAL
-from gan.checkpoints import last_checkpoint, load_checkpoint
-from gan.files import write_atomically
-from gan.generate import load_generator, sample_images
+from gan.runtime.checkpoints import last_checkpoint, load_checkpoint
+from gan.runtime.files import write_atomically
+from gan.metrics.generate import load_generator, sample_images
 from gan.metrics.evaluator import Evaluator
 from gan.train import train
 

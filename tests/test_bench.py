@@ -12,8 +12,8 @@ from bench.plain import build_networks, run_plain
 from bench.quality import FidTrace
 from bench.run import print_table
 from bench.template import run_template
-from gan.bookkeeping import History
-from gan.build import build_gan
+from gan.runtime.bookkeeping import History
+from gan.runtime.build import build_gan
 from tests.conftest import QUICK
 
 

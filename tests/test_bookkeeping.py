@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gan.bookkeeping import SCALARS, Bookkeeping
+from gan.runtime.bookkeeping import SCALARS, Bookkeeping
 
 
 def trainer_stub():

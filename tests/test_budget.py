@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan import budget
-from gan.budget import RateProbe, iterations_for, resolve_iterations
-from gan.checkpoints import load_checkpoint
-from gan.errors import ConfigError
+from gan.runtime import budget
+from gan.runtime.budget import RateProbe, iterations_for, resolve_iterations
+from gan.runtime.checkpoints import load_checkpoint
+from gan.runtime.errors import ConfigError
 from gan.train import train
 from tests.conftest import PROJECT, QUICK
 

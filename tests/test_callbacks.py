@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from gan.bookkeeping import History
+from gan.runtime.bookkeeping import History
 from gan.callbacks.diagnostics import (
     Diagnostics,
     class_collapsed,
@@ -23,7 +23,7 @@ from gan.callbacks.diagnostics import (
 )
 from gan.callbacks.evaluation import Evaluation
 from gan.callbacks.training import StopOnSignal
-from gan.checkpoints import load_checkpoint
+from gan.runtime.checkpoints import load_checkpoint
 from gan.metrics.evaluator import METRICS
 from gan.train import train
 from tests.conftest import QUICK, data_root

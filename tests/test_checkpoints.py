@@ -1,4 +1,4 @@
-"""gan.checkpoints: a checkpoint runs no code when loaded, through every entry point."""
+"""gan.runtime.checkpoints: a checkpoint runs no code when loaded, through every entry point."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.checkpoints import load_checkpoint
-from gan.errors import RunError
+from gan.runtime.checkpoints import load_checkpoint
+from gan.runtime.errors import RunError
 from tests.conftest import PROJECT, data_root
 
 

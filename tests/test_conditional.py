@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from gan.build import build_gan
+from gan.runtime.build import build_gan
 from gan.data import MNISTDataModule, load_split
-from gan.errors import ConfigError
-from gan.generate import balanced_labels, load_generator, sample_images
+from gan.runtime.errors import ConfigError
+from gan.metrics.generate import balanced_labels, load_generator, sample_images
 from gan.metrics.conditional import conditional_metrics
 from gan.metrics.evaluator import Evaluator
 from gan.metrics.scores import frechet_distance

@@ -1,5 +1,5 @@
 """Config checks: each bad setting is rejected before any work with one line naming the key, the
-value given and what is allowed (the keys by gan.config, the values by the constructors that use
+value given and what is allowed (the keys by gan.runtime.config, the values by the constructors that use
 them); every shipped option passes; the CLI shows only that line."""
 
 import os
@@ -11,10 +11,10 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import open_dict
 
-import gan.config
-from gan.build import build_gan, build_run
-from gan.config import validate
-from gan.errors import ConfigError, RunError, main_guard
+import gan.runtime.config
+from gan.runtime.build import build_gan, build_run
+from gan.runtime.config import validate
+from gan.runtime.errors import ConfigError, RunError, main_guard
 from gan.train import train
 from tests.conftest import CONF_DIR, PROJECT, QUICK, compose_config, data_root
 
@@ -141,8 +141,8 @@ def test_a_top_level_key_is_declared_once_in_the_root_config(monkeypatch, tmp_pa
     with pytest.raises(ConfigError, match="new_feature_every=5: unknown key"):
         validate(cfg)
     root = tmp_path / "train.yaml"
-    root.write_text(gan.config.ROOT_CONFIG.read_text() + "new_feature_every: 10\n")
-    monkeypatch.setattr(gan.config, "ROOT_CONFIG", root)
+    root.write_text(gan.runtime.config.ROOT_CONFIG.read_text() + "new_feature_every: 10\n")
+    monkeypatch.setattr(gan.runtime.config, "ROOT_CONFIG", root)
     validate(cfg)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from gan.build import build_callbacks, build_gan, build_loggers, build_trainer
+from gan.runtime.build import build_callbacks, build_gan, build_loggers, build_trainer
 from gan.train import train
 from tests.conftest import CONF_DIR, PROJECT, QUICK, data_root
 

@@ -1,5 +1,5 @@
 """A readable start: the config tree printed once by a run, and a --help that names the top-level
-settings (gan/console.py, conf/hydra/default.yaml; issue 13)."""
+settings (gan/runtime/console.py, conf/hydra/default.yaml; issue 13)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from gan.config import ROOT_CONFIG
+from gan.runtime.config import ROOT_CONFIG
 from gan.train import train
 from tests.conftest import PROJECT, QUICK
 

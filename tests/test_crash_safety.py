@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gan.checkpoints import load_checkpoint
+from gan.runtime.checkpoints import load_checkpoint
 from tests.conftest import PROJECT, data_root
 
 RECIPE = ["model=mlp", "data.batch_size=16", "checkpoint_every=15", "sample_every=100000", "log_every=5",

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-import gan.data as data_mod
+import gan.data.datamodule as data_mod
 from gan.data import DataNotFoundError, EpochBatchSampler, MNISTDataModule, load_split
-from gan.idx import DataFileError
+from gan.data.idx import DataFileError
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from gan.build import build_gan
-from gan.config import ConfigError
+from gan.runtime.build import build_gan
+from gan.runtime.config import ConfigError
 from gan.data import MNISTDataModule
 from gan.terms.diffaugment import DiffAugment, cutout, translate
 from tests.conftest import QUICK

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan.config import ConfigError
+from gan.runtime.config import ConfigError
 from gan.ema import GeneratorEMA
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from gan.errors import FAILURES_DIR, SweepFailures, read_failures, report
+from gan.runtime.errors import FAILURES_DIR, SweepFailures, read_failures, report
 from tests.conftest import PROJECT, data_root
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from gan.build import build_gan
+from gan.runtime.build import build_gan
 from gan.train import train
 from tests.conftest import CONF_DIR, PROJECT, data_root
 

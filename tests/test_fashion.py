@@ -12,7 +12,7 @@ from omegaconf import open_dict
 
 from gan.data import DataNotFoundError, load_split
 from gan.evaluate import main as evaluate_main
-from gan.idx import DataFileError
+from gan.data.idx import DataFileError
 from gan.metrics.classifier import load_or_train_classifier, weights_path
 from gan.train import train
 from tests.conftest import QUICK, data_root

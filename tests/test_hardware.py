@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 
-from gan.build import build_gan
-from gan.checkpoints import load_checkpoint
+from gan.runtime.build import build_gan
+from gan.runtime.checkpoints import load_checkpoint
 from gan.train import batch_size_line, train
 from tests.conftest import QUICK
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from gan.memory import _malloc_trim, release_free_memory
+from gan.runtime.memory import _malloc_trim, release_free_memory
 
 
 def resident_mb() -> float:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from gan.build import build_gan
-from gan.errors import ConfigError
+from gan.runtime.build import build_gan
+from gan.runtime.errors import ConfigError
 from gan.nets.dcgan import InfoGANDiscriminator
 from gan.nets.minibatch_std import MinibatchStd, group_size_for
 from gan.nets.modern_dcgan import StridedDiscriminator

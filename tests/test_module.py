@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 
-from gan.build import build_gan
+from gan.runtime.build import build_gan
 from gan.data import MNISTDataModule
 
 
@@ -134,8 +134,8 @@ def test_fixed_noise_is_a_buffer_fixed_by_the_seed(make_cfg):
 from pathlib import Path  # noqa: E402
 
 import gan.losses  # noqa: E402
-from gan.checkpoints import load_checkpoint  # noqa: E402
-from gan.errors import NonFiniteError  # noqa: E402
+from gan.runtime.checkpoints import load_checkpoint  # noqa: E402
+from gan.runtime.errors import NonFiniteError  # noqa: E402
 from gan.train import train  # noqa: E402
 from tests.conftest import QUICK  # noqa: E402
 
@@ -265,7 +265,7 @@ def test_joint_d_pass_gives_the_separate_passes_updates_in_both_schedules(make_c
 
 
 def test_relativistic_scalars_ignore_a_constant_shift_of_the_logits():
-    from gan.bookkeeping import iteration_scalars
+    from gan.runtime.bookkeeping import iteration_scalars
 
     real, fake = torch.tensor([[2.0], [1.0]]), torch.tensor([[0.0], [-1.0]])
     loss = torch.tensor(0.0)

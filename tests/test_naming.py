@@ -1,4 +1,4 @@
-"""Run and sweep folder names, which TensorBoard shows as run names (gan/naming.py, issue 13)."""
+"""Run and sweep folder names, which TensorBoard shows as run names (gan/runtime/naming.py, issue 13)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gan.naming import MAX_OVERRIDES_CHARS, job_name, run_name
+from gan.runtime.naming import MAX_OVERRIDES_CHARS, job_name, run_name
 from tests.conftest import PROJECT, data_root
 
 

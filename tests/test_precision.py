@@ -4,7 +4,7 @@ matrix product measures clearly faster than fp32 there."""
 import pytest
 import torch
 
-from gan.precision import MIN_BF16_SPEEDUP, choose_precision, cpu_bf16_flags, cpu_matmul_rates, matmul_rate
+from gan.runtime.precision import MIN_BF16_SPEEDUP, choose_precision, cpu_bf16_flags, cpu_matmul_rates, matmul_rate
 
 AVX512_BF16 = "processor: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 AMX = "processor: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -40,7 +40,7 @@ def test_auto_measures_nothing_without_bf16_instructions(monkeypatch):
     def fail():
         raise AssertionError("measured on a CPU without bf16 instructions")
 
-    monkeypatch.setattr("gan.precision.cpu_matmul_rates", fail)
+    monkeypatch.setattr("gan.runtime.precision.cpu_matmul_rates", fail)
     precision, why = choose_precision("auto", "cpu", AVX2_ONLY)
     assert precision == "32-true" and "no bf16" in why
 

@@ -20,7 +20,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from gan.callbacks.evaluation import evenly_spaced_every
 from gan.callbacks.training import real_vs_generated
-from gan.serve import get_json, served_tensorboard
+from gan.runtime.serve import get_json, served_tensorboard
 from gan.train import train
 from tests.conftest import PROJECT, QUICK, compose_config
 

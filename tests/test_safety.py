@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.checkpoints import load_checkpoint
-from gan.errors import RunError
+from gan.runtime.checkpoints import load_checkpoint
+from gan.runtime.errors import RunError
 from gan.evaluate import main as evaluate_main
-from gan.runs import LOCK_FILE, PARENT_FILE, RunLock, move_log_file
+from gan.runtime.runs import LOCK_FILE, PARENT_FILE, RunLock, move_log_file
 from gan.sample import main as sample_main
 from gan.train import train
 from tests.conftest import PROJECT, QUICK, data_root

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gan.config import ConfigError
+from gan.runtime.config import ConfigError
 from gan.schedules import BudgetSchedule, InverseTimeDecay
 
 

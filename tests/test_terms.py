@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gan.build import build_gan
-from gan.config import ConfigError
+from gan.runtime.build import build_gan
+from gan.runtime.config import ConfigError
 from gan.data import MNISTDataModule
 from gan.terms import AuxiliaryClassLoss, GradientPenalty, ModeSeeking, Phase, R1R2, Term
 from gan.terms.gradient_penalty import gradient_penalty

@@ -8,8 +8,8 @@ import torch
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.checkpoints import load_checkpoint
-from gan.errors import RunError
+from gan.runtime.checkpoints import load_checkpoint
+from gan.runtime.errors import RunError
 from gan.train import train
 from tests.conftest import QUICK
 
@@ -166,7 +166,7 @@ def test_no_budget_is_rejected(make_cfg):
 def test_missing_data_gives_the_clear_error(make_cfg, tmp_path, monkeypatch):
     import gan.data
 
-    monkeypatch.setattr(gan.data, "_download", lambda root, dataset: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(gan.data.datamodule, "_download", lambda root, dataset: (_ for _ in ()).throw(OSError("offline")))
     cfg = make_cfg(*QUICK)
     with open_dict(cfg):
         cfg.data.root = str(tmp_path / "empty")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan.build import build_gan
+from gan.runtime.build import build_gan
 from gan.nets.init import initialize
 from gan.nets.keras_dcgan import KerasDiscriminator, KerasGenerator
 from gan.nets.paddle_dcgan import PaddleDiscriminator, PaddleGenerator

@@ -10,11 +10,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from torchvision.utils import make_grid, save_image
 
-from gan.config import positive_int
-from gan.files import write_atomically
-from gan.generate import class_grid_inputs, unit_images
+from gan.runtime.config import positive_int
+from gan.runtime.files import write_atomically
+from gan.metrics.generate import class_grid_inputs, unit_images
 from gan.metrics.conditional import class_names
-from gan.tensorboard import add_to_loggers
+from gan.runtime.tensorboard import add_to_loggers
 
 TAG = "samples/by_class"
 

@@ -6,7 +6,7 @@
   detection is :func:`diagnose`, a pure function of the histories.
 - :class:`LearningCurves` draws ``curves.png`` in the run folder when training ends.
 
-Both read the run's figures from ``pl_module.history`` (:class:`gan.bookkeeping.History`), written
+Both read the run's figures from ``pl_module.history`` (:class:`gan.runtime.bookkeeping.History`), written
 by the training step's bookkeeping and by :class:`gan.callbacks.evaluation.Evaluation`.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from gan.bookkeeping import History
+from gan.runtime.bookkeeping import History
 from gan.metrics.plots import plot_curves
-from gan.tensorboard import add_to_loggers
+from gan.runtime.tensorboard import add_to_loggers
 
 log = logging.getLogger(__name__)
 

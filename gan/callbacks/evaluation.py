@@ -1,7 +1,7 @@
 """Training-time evaluation: every ``every`` GAN iterations (by default at ``points`` evenly spaced
 points of the budget) score ``n_samples`` samples, and at the end ``final_samples``, with
 :class:`gan.metrics.evaluator.Evaluator`, log ``val/*`` and the floor ``val_floor/*``
-(:func:`gan.tensorboard.log_evaluation`: TensorBoard gets the floor as text), add them to ``pl_module.history`` and to ``trainer.callback_metrics`` (so
+(:func:`gan.runtime.tensorboard.log_evaluation`: TensorBoard gets the floor as text), add them to ``pl_module.history`` and to ``trainer.callback_metrics`` (so
 ``train()`` returns ``val/fid``), and keep the best-FID checkpoint as ``best_fid.ckpt`` beside
 ``last.ckpt``.
 
@@ -24,15 +24,15 @@ from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
 from gan.callbacks.training import StopOnSignal
-from gan.checkpoints import BEST_FID, checkpoint_dir, save_atomically
-from gan.config import ConfigError, positive_int
-from gan.files import write_atomically
-from gan.generate import balanced_labels, sample_images
-from gan.memory import release_free_memory
+from gan.runtime.checkpoints import BEST_FID, checkpoint_dir, save_atomically
+from gan.runtime.config import ConfigError, positive_int
+from gan.runtime.files import write_atomically
+from gan.metrics.generate import balanced_labels, sample_images
+from gan.runtime.memory import release_free_memory
 from gan.metrics.classifier import get_recipe
 from gan.metrics.conditional import conditional_metrics, summary
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator
-from gan.tensorboard import log_evaluation
+from gan.runtime.tensorboard import log_evaluation
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.callbacks import Callback
 
-from gan.files import write_atomically
-from gan.tensorboard import (
+from gan.runtime.files import write_atomically
+from gan.runtime.tensorboard import (
     HPARAM_METRICS,
     run_hparams,
     tensorboard_writers,
@@ -35,7 +35,7 @@ WALL_TIME = "run/wall_time_s"
 class RunReport(Callback):
     """Writes the custom-scalars layout at the start, and at the end ``<dirpath>/metrics.json``
     (``val/*`` and ``val_floor/*`` of the last evaluation, iteration, wall time, dataset) and the
-    hparams records (:func:`gan.tensorboard.write_hparams`). ``dirpath`` defaults to the run folder
+    hparams records (:func:`gan.runtime.tensorboard.write_hparams`). ``dirpath`` defaults to the run folder
     (``trainer.default_root_dir``)."""
 
     def __init__(self, dirpath: str | None = None) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from gan.files import write_atomically
-from gan.pictures import kept_frames, write_timelapse
+from gan.runtime.files import write_atomically
+from gan.runtime.pictures import kept_frames, write_timelapse
 
 log = logging.getLogger(__name__)
 

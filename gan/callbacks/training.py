@@ -16,13 +16,13 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from gan.checkpoints import LAST, checkpoint_dir, save_atomically
-from gan.config import positive_int
-from gan.files import write_atomically
-from gan.generate import unit_images
-from gan.images import to_unit_range
-from gan.pictures import frame_name, labelled_halves
-from gan.tensorboard import add_to_loggers
+from gan.runtime.checkpoints import LAST, checkpoint_dir, save_atomically
+from gan.runtime.config import positive_int
+from gan.runtime.files import write_atomically
+from gan.metrics.generate import unit_images
+from gan.data.images import to_unit_range
+from gan.runtime.pictures import frame_name, labelled_halves
+from gan.runtime.tensorboard import add_to_loggers
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class SampleGrids(Callback):
 
 class IterationCheckpoint(Callback):
     """Writes ``<dirpath>/last.ckpt`` every ``every`` GAN iterations and when training ends, each
-    time atomically (:func:`gan.checkpoints.save_atomically`). ``dirpath`` defaults to the run's
-    ``checkpoints`` folder (:func:`gan.checkpoints.checkpoint_dir` of ``trainer.default_root_dir``)."""
+    time atomically (:func:`gan.runtime.checkpoints.save_atomically`). ``dirpath`` defaults to the run's
+    ``checkpoints`` folder (:func:`gan.runtime.checkpoints.checkpoint_dir` of ``trainer.default_root_dir``)."""
 
     def __init__(self, every: int = 500, dirpath: str | None = None, filename: str = LAST) -> None:
         self.every = positive_int("checkpoint_every", every)

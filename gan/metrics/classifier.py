@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan.data import ROOT_ENV, load_split
-from gan.files import write_atomically
-from gan.idx import DataFileError
-from gan.memory import release_free_memory
+from gan.runtime.files import write_atomically
+from gan.data.idx import DataFileError
+from gan.runtime.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan.data import load_split
-from gan.files import write_atomically
-from gan.memory import release_free_memory
+from gan.runtime.files import write_atomically
+from gan.runtime.memory import release_free_memory
 from gan.metrics.classifier import (
     MNISTClassifier,
     as_unit_images,

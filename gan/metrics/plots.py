@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gan.files import write_atomically
+from gan.runtime.files import write_atomically
 
 Series = Sequence[tuple[float, float]]  # (GAN iteration, value) pairs
 

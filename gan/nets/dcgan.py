@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan.images import output_layer
+from gan.data.images import output_layer
 from gan.nets.init import initialize
 from gan.nets.minibatch_std import MinibatchStd
 from gan.nets.one_channel_conv import OneChannelConv2d

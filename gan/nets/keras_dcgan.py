@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from gan.images import output_layer
+from gan.data.images import output_layer
 from gan.nets.init import initialize
 
 

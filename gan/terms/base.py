@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from gan.config import positive_int
+from gan.runtime.config import positive_int
 
 if TYPE_CHECKING:
     from gan.module import GAN
@@ -96,7 +96,7 @@ class Term:
 
     def setup(self, gan: GAN) -> None:
         """Called once by ``gan`` when it is built: read what the term needs of it (its value
-        range, its classes), or raise :class:`gan.errors.ConfigError` if the term cannot run in it."""
+        range, its classes), or raise :class:`gan.runtime.errors.ConfigError` if the term cannot run in it."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, phases={self.phases}, every={self.every})"

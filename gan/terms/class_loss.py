@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.config import ConfigError
-from gan.config import weight as check_weight
+from gan.runtime.config import ConfigError
+from gan.runtime.config import weight as check_weight
 from gan.terms.base import Phase, Term
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from gan.config import ConfigError, fmt
+from gan.runtime.config import ConfigError, fmt
 from gan.terms.base import Term
 
 if TYPE_CHECKING:

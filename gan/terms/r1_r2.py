@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gan.config import weight
+from gan.runtime.config import weight
 from gan.terms.base import Phase, Term
 
 

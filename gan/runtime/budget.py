@@ -26,10 +26,10 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, open_dict
 
-from gan.build import build_gan, build_trainer, instantiate
-from gan.config import auto_iterations
-from gan.errors import ConfigError
-from gan.memory import release_free_memory
+from gan.runtime.build import build_gan, build_trainer, instantiate
+from gan.runtime.config import auto_iterations
+from gan.runtime.errors import ConfigError
+from gan.runtime.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def quiet_lightning():
 
 def measure_rate(cfg: DictConfig) -> float:
     """GAN iterations per second of the run ``cfg`` describes, on this machine: a throwaway copy
-    of its model and data, on the trainer the run would get (:func:`gan.build.build_trainer`: the
+    of its model and data, on the trainer the run would get (:func:`gan.runtime.build.build_trainer`: the
     same accelerator check and precision choice), trains a few iterations in one process with no
     logger, callbacks or checkpoints, in a temporary folder."""
     probe = RateProbe()

@@ -15,9 +15,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.errors import NonFiniteError, RunError
-from gan.files import temporary_name
-from gan.runs import CONFIG_FILE
+from gan.runtime.errors import NonFiniteError, RunError
+from gan.runtime.files import temporary_name
+from gan.runtime.runs import CONFIG_FILE
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"

@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan.config import ConfigError, fmt, is_int, one_of, positive_int
-from gan.idx import IMAGES_MAGIC, LABELS_MAGIC, DataFileError, read_idx
-from gan.images import output_range
+from gan.runtime.config import ConfigError, fmt, is_int, one_of, positive_int
+from gan.data.idx import IMAGES_MAGIC, LABELS_MAGIC, DataFileError, read_idx
+from gan.data.images import output_range
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Checks of a composed config's *keys* before anything is built.
 
 The values are checked where they are used: each constructor (the data module, the GAN, the noise
-prior, the callbacks) raises :class:`gan.errors.ConfigError` naming its key, with the helpers below,
-and :func:`gan.build.instantiate` lets that error through unwrapped. What is left here is what no
+prior, the callbacks) raises :class:`gan.runtime.errors.ConfigError` naming its key, with the helpers below,
+and :func:`gan.runtime.build.instantiate` lets that error through unwrapped. What is left here is what no
 constructor can see:
 
 - unknown keys, against the signature of the node's ``_target_`` (with "did you mean"), and against
@@ -24,10 +24,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gan.errors import ConfigError
+from gan.runtime.errors import ConfigError
 
 # The root config: its keys (and the groups of its defaults list) are the top level's allowed keys.
-ROOT_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
+ROOT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "train.yaml"
 # Groups holding named entries, each a node with a ``_target_`` or null (null switches it off).
 ENTRY_GROUPS = ("callbacks", "logger")
 # Constructor arguments gan.train passes itself, with where the value comes from instead.
@@ -38,7 +38,7 @@ HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_a
 MAX_LISTED = 30
 
 _ABSENT = object()
-# iterations=auto: gan.train fixes the count at start-up from the measured rate (gan/budget.py)
+# iterations=auto: gan.train fixes the count at start-up from the measured rate (gan/runtime/budget.py)
 AUTO_ITERATIONS = "auto"
 
 
@@ -186,7 +186,7 @@ def _check_values(cfg: DictConfig) -> None:
                 "eval_final_samples", "log_every"):
         value = _select(cfg, key)
         if key == "iterations" and value == AUTO_ITERATIONS:
-            continue  # fixed at start-up from the measured rate (gan/budget.py)
+            continue  # fixed at start-up from the measured rate (gan/runtime/budget.py)
         if value is not _ABSENT:
             positive_int(key, value, nullable=key in ("iterations", "eval_every", "eval_final_samples"))
     seed = _select(cfg, "seed")

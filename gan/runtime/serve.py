@@ -1,7 +1,7 @@
 """Serving TensorBoard on this machine only, for the tests and the README's screenshot: start it on
 a free localhost port over a folder of runs, wait until it answers, read its HTTP API, stop it.
 
-``python -m gan.serve LOGDIR OUT.png [DASHBOARD]`` screenshots one dashboard (default
+``python -m gan.runtime.serve LOGDIR OUT.png [DASHBOARD]`` screenshots one dashboard (default
 ``custom_scalars``) with headless Chromium (Debian's ``chromium`` package), offline and sandboxed
 from the user's profile (a fresh, temporary ``--user-data-dir``)."""
 
@@ -96,7 +96,7 @@ def screenshot(url: str, out: str | Path, size: tuple[int, int] = (1400, 1000), 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) not in (2, 3):
-        print("usage: python -m gan.serve LOGDIR OUT.png [DASHBOARD (custom_scalars, timeseries, hparams...)]",
+        print("usage: python -m gan.runtime.serve LOGDIR OUT.png [DASHBOARD (custom_scalars, timeseries, hparams...)]",
               file=sys.stderr)
         return 2
     logdir, out = args[0], args[1]

@@ -9,10 +9,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan.build import instantiate
-from gan.checkpoints import checkpoint_config, load_checkpoint
-from gan.errors import RunError
-from gan.images import output_range, to_unit_range
+from gan.runtime.build import instantiate
+from gan.runtime.checkpoints import checkpoint_config, load_checkpoint
+from gan.runtime.errors import RunError
+from gan.data.images import output_range, to_unit_range
 from gan.nets.conditional import ConditionalGenerator
 from gan.noise import NoisePrior
 
@@ -80,7 +80,7 @@ def load_generator(
 ) -> tuple[nn.Module, NoisePrior]:
     """The trained generator (in eval mode) of a checkpoint and the noise prior it was trained on:
     the EMA generator when the checkpoint has one and ``ema`` is true, else the raw G. ``trust``:
-    see :func:`gan.checkpoints.load_checkpoint`."""
+    see :func:`gan.runtime.checkpoints.load_checkpoint`."""
     generator, noise, _ = load_run(ckpt_path, device, ema, trust)
     return generator, noise
 

@@ -3,7 +3,7 @@
 Every object comes from its node's ``_target_``; the run-level settings (``iterations``,
 ``log_every``, ``seed``, ``on_nonfinite``) reach the model by interpolation in
 ``conf/shared/model_base.yaml``. Each constructor checks its own values and raises
-:class:`gan.errors.ConfigError` naming the key; :func:`instantiate` lets that through unwrapped.
+:class:`gan.runtime.errors.ConfigError` naming the key; :func:`instantiate` lets that through unwrapped.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.utilities import rank_zero_info
 
-from gan.config import auto_iterations
-from gan.errors import ConfigError
-from gan.precision import choose_precision
+from gan.runtime.config import auto_iterations
+from gan.runtime.errors import ConfigError
+from gan.runtime.precision import choose_precision
 
 
 def instantiate(conf: Any, **kwargs: Any) -> Any:
@@ -49,19 +49,19 @@ def build_gan(cfg: DictConfig) -> pl.LightningModule:
     """The LightningModule of ``cfg.model`` (its loss and run-level settings come by interpolation)."""
     if auto_iterations(cfg):
         raise ConfigError("iterations=auto: gan.train fixes the count at start-up from the rate it measures "
-                          "(gan.budget.resolve_iterations); to build a model from this config, set iterations=N")
+                          "(gan.runtime.budget.resolve_iterations); to build a model from this config, set iterations=N")
     return instantiate(cfg.model, _convert_="partial")
 
 
 def build_run(cfg: DictConfig, **logger_overrides: Any) -> Run:
-    """Every part of a run (after :func:`gan.config.validate` checked the keys); a bad value raises
-    one :class:`~gan.errors.ConfigError` line from its constructor, before anything is written."""
+    """Every part of a run (after :func:`gan.runtime.config.validate` checked the keys); a bad value raises
+    one :class:`~gan.runtime.errors.ConfigError` line from its constructor, before anything is written."""
     return Run(instantiate(cfg.data), build_gan(cfg), build_callbacks(cfg), build_loggers(cfg, **logger_overrides))
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback], loggers: list) -> pl.Trainer:
     """Lightning's Trainer of ``cfg.trainer``; ``precision: auto`` becomes the hardware's choice
-    (:func:`gan.precision.choose_precision`), said once in the log and recorded in ``cfg``."""
+    (:func:`gan.runtime.precision.choose_precision`), said once in the log and recorded in ``cfg``."""
     check_accelerator(str(cfg.trainer.get("accelerator", "cpu")))
     precision, why = choose_precision(cfg.trainer.get("precision", "32-true"), str(cfg.trainer.get("accelerator", "cpu")))
     with open_dict(cfg):

@@ -2,7 +2,7 @@
 checked before any work starts, each bad one refused with a single line that names it.
 
 :class:`UsageError` is a wrong command line (exit status 2, the usage printed after the line); the
-checks here raise it. Hydra's own command line (``gan.train``) is checked by :mod:`gan.config`.
+checks here raise it. Hydra's own command line (``gan.train``) is checked by :mod:`gan.runtime.config`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Errors that are the user's to fix, the one-line guard of the command lines, and sweeps that
 survive a failing job.
 
-- :class:`ConfigError`, :class:`RunError`, :class:`NonFiniteError` (and :class:`gan.idx.DataFileError`)
+- :class:`ConfigError`, :class:`RunError`, :class:`NonFiniteError` (and :class:`gan.data.idx.DataFileError`)
   are a user's to fix: :func:`main_guard` prints them as one ``error:`` line, no traceback.
 - In a ``-m`` sweep (Hydra's basic launcher runs the jobs one after another in this process), a job
   that fails is caught by :func:`main_guard`, which logs it, writes a small JSON record
@@ -28,8 +28,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan.files import write_atomically
-from gan.idx import DataFileError
+from gan.runtime.files import write_atomically
+from gan.data.idx import DataFileError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan.errors import NonFiniteError
+from gan.runtime.errors import NonFiniteError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gan.errors import RunError
-from gan.files import write_atomically
+from gan.runtime.errors import RunError
+from gan.runtime.files import write_atomically
 
 log = logging.getLogger(__name__)
 
