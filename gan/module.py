@@ -96,6 +96,8 @@ class GAN(NetworkUpdates, pl.LightningModule):
         self.optimizer_g_factory, self.optimizer_d_factory = optimizer_g, optimizer_d
         self.value_range = output_range(getattr(generator, "output_activation", "tanh"))
         self.terms = self._collect_terms(terms, augment)
+        self._augments = [t for t in self.terms if type(t).d_input is not Term.d_input]  # what _score applies
+        self._pairs_halves = any(t.pairs_halves for t in self.terms)  # what sample_labels draws
         self.bookkeeping = Bookkeeping(self.run.max_iterations, self.run.log_every)
         self.skipped_updates = 0
         self.skipped_in_a_row = {"D": 0, "G": 0}  # consecutive skipped updates of each network
@@ -126,7 +128,6 @@ class GAN(NetworkUpdates, pl.LightningModule):
         if terms and self.updates.schedule == "simultaneous" and any(t.phases for t in terms):
             raise ConfigError(f"model.updates.schedule=simultaneous runs no terms, but {terms[0].name} is listed: "
                               "use model.updates.schedule=alternating")
-        self._augments = [t for t in terms if type(t).d_input is not Term.d_input]
         return terms
 
     # what the callbacks read
@@ -270,7 +271,7 @@ class GAN(NetworkUpdates, pl.LightningModule):
             return None
         if self.conditional.fake_labels == "real" and real_labels is not None:
             return real_labels
-        if any(t.pairs_halves for t in self.terms):  # the pairs (first half, second half) share their labels
+        if self._pairs_halves:  # the pairs (first half, second half) share their labels
             half, odd_one = (torch.randint(0, self.num_classes, (k,), device=self.device) for k in (n // 2, n % 2))
             return torch.cat([half, half, odd_one])
         return torch.randint(0, self.num_classes, (n,), device=self.device)
