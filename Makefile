@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-slow test-gpu bench profile classifier zoo-report tensorboard clean
+.PHONY: install train test test-slow test-gpu bench bench-contention profile classifier zoo-report compare tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-gpu: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run $(ARGS)
 
+## training speed alone and beside a second training, per OpenMP thread setting -> outputs/bench_contention.json (about 15 min)
+bench-contention: $(STAMP)
+	$(PY) -m bench.contention $(ARGS)
+
 ## where one GAN iteration of the default recipe spends its time, by phase and by op (about 1 min); ARGS="--recipe cs231n_dcgan trainer.precision=32-true"
 profile: $(STAMP)
 	$(PY) -m bench.profile $(ARGS)
@@ -46,6 +50,10 @@ classifier: $(STAMP)
 ## train every tutorial recipe for 2 CPU minutes each, score each: the README's table (about 25 min)
 zoo-report: $(STAMP)
 	$(PY) -m gan.zoo_report $(ARGS)
+
+## one table of runs grouped by their settings, seeds averaged (README, "Compare runs"): make compare ARGS="outputs/multiruns/<date>/<time> --sort fid"
+compare: $(STAMP)
+	$(PY) -m gan.compare $(ARGS)
 
 ## TensorBoard over every run under outputs/, bound to localhost (over ssh: README); flags: make tensorboard ARGS="--port 7007"
 tensorboard: $(STAMP)

@@ -3,6 +3,8 @@
     python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]
     python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]
 
+``ckpt=`` takes a checkpoint written by gan.train or a ``.safetensors`` file written by gan.export.
+
 ``samples=`` takes an ``(n, 1, 28, 28)`` (or ``(n, 28, 28)``) tensor saved with ``torch.save``: floats
 in [0, 1], or in [-1, 1] (recognised by a negative minimum), or uint8 in [0, 255]; ``n=`` then keeps
 the first ``n``. Other options: ``recipe=full|quick`` (the feature classifier; see
@@ -32,19 +34,21 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gan.runtime.cli import UsageError, device_arg, parse_args, whole_number, writable_output
+from gan.runtime.cli import MAX_SEED, UsageError, device_arg, parse_args, whole_number, writable_output
 from gan.runtime.config import boolean
 from gan.runtime.errors import ConfigError, RunError
 from gan.runtime.files import write_atomically
 from gan.metrics.generate import balanced_labels, load_run, num_classes, sample_images
+from gan.data.datamodule import DATASETS
 from gan.data.idx import DataFileError
+from gan.metrics.classifier import RECIPES
 from gan.metrics.conditional import conditional_metrics, format_per_class
 from gan.metrics.evaluator import MIN_SAMPLES, Evaluator, format_report
 
 log = logging.getLogger("gan.evaluate")
 
 USAGE = (
-    "usage: python -m gan.evaluate ckpt=PATH [n=10000] [seed=0] [out=FILE.json]\n"
+    "usage: python -m gan.evaluate ckpt=PATH.ckpt|PATH.safetensors [n=10000] [seed=0] [out=FILE.json]\n"
     "       python -m gan.evaluate samples=FILE.pt [n=N] [out=FILE.json]\n"
     "  options: recipe=full|quick  data_root=PATH  device=cpu  ema=true|false (a checkpoint's EMA G or raw G)  trust_checkpoint=false\n"
     "           dataset=MNIST|FashionMNIST (of a samples file)"
@@ -142,7 +146,10 @@ def check_args(argv: list[str]):
     if (args.get("ckpt") is None) == (args.get("samples") is None):
         raise UsageError("give exactly one of ckpt=PATH or samples=FILE.pt")
     whole_number(args, "n", None, least=1)
-    whole_number(args, "seed", 0, least=0)
+    whole_number(args, "seed", 0, least=0, most=MAX_SEED)
+    for key, known in (("recipe", RECIPES), ("dataset", DATASETS)):
+        if args.get(key) is not None and str(args[key]) not in known:
+            raise UsageError(f"{key}={args[key]} is unknown: use one of {', '.join(known)}")
     device_arg(args)
     boolean("ema", args.get("ema", True))
     boolean("trust_checkpoint", args.get("trust_checkpoint", False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gan.runtime.config import one_of, positive_int
+from gan.runtime.values import one_of, positive_int
 
 
 class NoisePrior:

@@ -6,8 +6,8 @@ Modes:
   ``(n, 1, 28, 28)`` float tensor in [0, 1].
 - ``interpolate``: for each of ``pairs`` random pairs of latent vectors, two rows of ``steps``
   images walking from one to the other: linearly, then spherically (slerp, White 2016).
-- ``by_class``: a row per digit 0-9 of ``per_class`` samples the MNIST feature classifier
-  (:mod:`gan.metrics.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
+- ``by_class``: a row per digit 0-9 of ``per_class`` samples the feature classifier of the run's
+  dataset (:mod:`gan.metrics.classifier`, ``recipe=full``) assigns to it, in the order drawn; up to
   ``max_samples`` are drawn, and a digit the generator rarely makes leaves black cells. On a
   conditional checkpoint row k is drawn *for* label k instead, the same noise down each column.
 
@@ -16,7 +16,8 @@ Modes:
 Fashion-MNIST the digits are the class indices (0 T-shirt/top ... 9 Ankle boot).
 
 The generator is rebuilt from the run's saved config and loaded from the checkpoint: its moving
-average (``model.ema``) when the run kept one, the raw G with ``ema=false``. It draws in eval mode
+average (``model.ema``) when the run kept one, the raw G with ``ema=false``; ``ckpt=`` also takes a
+``.safetensors`` file written by ``gan.export``, which holds one of the two. It draws in eval mode
 under ``no_grad``, and the same ``seed`` gives the same images.
 """
 
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from gan.runtime.cli import UsageError, device_arg, parse_args, whole_number, writable_output
+from gan.runtime.cli import MAX_SEED, UsageError, device_arg, parse_args, whole_number, writable_output
 from gan.runtime.config import boolean, fmt, is_int
 from gan.runtime.errors import ConfigError, RunError
 from gan.runtime.files import write_atomically
@@ -37,18 +38,19 @@ from gan.metrics.generate import (
     balanced_labels,
     class_grid_inputs,
     load_generator,
+    load_run,
     num_classes,
     sample_images,
     unit_images,
 )
 from gan.data.idx import DataFileError
-from gan.metrics.classifier import load_or_train_classifier, predict
+from gan.metrics.classifier import RECIPES, load_or_train_classifier, predict
 from gan.noise import NoisePrior
 
 OUTPUT_KINDS = (".png", ".pt")
 MODES = ("grid", "interpolate", "by_class")
 USAGE = (
-    "usage: python -m gan.sample ckpt=PATH [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0] [ema=true]\n"
+    "usage: python -m gan.sample ckpt=PATH.ckpt|PATH.safetensors [mode=grid|interpolate|by_class] [out=FILE.png|FILE.pt] [seed=0] [ema=true]\n"
     "  grid: [n=64] [nrow=8]   interpolate: [pairs=4] [steps=10]   by_class: [per_class=8] [max_samples=10000] [recipe=full]\n"
     "  conditional checkpoints: [digits=[3] or [0,5]: only these classes, n split evenly]"
 )
@@ -155,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             "by_class": {"per_class": whole_number(args, "per_class", 8, least=1),
                          "max_samples": whole_number(args, "max_samples", 10000, least=1)},
         }[mode]
-        seed = whole_number(args, "seed", 0, least=0)
+        seed = whole_number(args, "seed", 0, least=0, most=MAX_SEED)
+        if mode == "by_class" and str(args.get("recipe", "full")) not in RECIPES:
+            raise UsageError(f"recipe={args.recipe} is unknown: use one of {', '.join(RECIPES)}")
         device = device_arg(args)
         ema = boolean("ema", args.get("ema", True))
         trust = boolean("trust_checkpoint", args.get("trust_checkpoint", False))
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     extra = None
     try:
-        generator, noise = load_generator(str(args.ckpt), device, ema=ema, trust=trust)
+        generator, noise, cfg = load_run(str(args.ckpt), device, ema=ema, trust=trust)
         classes = chosen_classes(args.get("digits"), num_classes(generator))
         if num_classes(generator) is not None and classes is None:
             classes = list(range(num_classes(generator)))
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             nrow = sizes["steps"]
             note = f"{sizes['pairs']} interpolations (rows: linear, then spherical, per pair)"
         else:
-            classifier = load_or_train_classifier(args.get("data_root"), str(args.get("recipe", "full")))
+            classifier = load_or_train_classifier(args.get("data_root"), str(args.get("recipe", "full")),
+                                                  dataset=str(cfg.data.get("dataset", "MNIST")))
             images, counts = images_by_class(generator, noise, classifier, sizes["per_class"], sizes["max_samples"], seed=seed)
             nrow = sizes["per_class"]
             total = int(counts.sum())

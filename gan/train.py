@@ -6,7 +6,10 @@ Budgets and cadences count GAN iterations, not Lightning's ``global_step`` (READ
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -21,18 +24,21 @@ from gan.runtime.build import build_run, build_trainer
 from gan.callbacks.training import STOPPED_BY_SIGNAL
 from gan.runtime.checkpoints import (
     check_fits,
+    check_resumable,
     checkpoint_dir,
     last_checkpoint,
     load_checkpoint,
     resolve_checkpoint,
     run_dir_of,
 )
-from gan.runtime.config import validate
+from gan.runtime.config import check_group_choices, validate
 from gan.runtime.console import print_config_tree
-from gan.runtime.errors import ConfigError, RunError, end_sweep_after_signal, main_guard
+from gan.runtime.errors import ConfigError, RunError, exit_after_signal, main_guard
 from gan.runtime.naming import register_resolvers
 from gan.runtime.runs import (
     CONFIG_FILE,
+    FINISHED as FINISHED_STATUS,
+    METRICS_FILE,
     PARENT_FILE,
     RunLock,
     move_log_file,
@@ -42,6 +48,7 @@ from gan.runtime.runs import (
 )
 
 log = logging.getLogger("gan.train")
+FINISHED = "run/finished"  # in train()'s result: 1.0 when the run reached its budget
 register_resolvers()  # before @hydra.main names the run folder (gan/runtime/naming.py)
 
 
@@ -61,7 +68,7 @@ def plan_run(cfg: DictConfig) -> Plan:
     another run. A resume from a run's own ``last.ckpt`` (``ckpt_path=last`` too) continues that run
     in place; from any other checkpoint (``best_fid.ckpt``, an older copy, a file from elsewhere) it
     starts a new run folder that records its parent, so the run's newer ``last.ckpt`` is never replaced."""
-    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
+    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir) or requeued_checkpoint(Path(cfg.paths.output_dir))
     plan = Plan(run_dir=Path(cfg.paths.output_dir))
     if checkpoint is not None:
         ckpt = load_checkpoint(checkpoint, trust=bool(cfg.get("trust_checkpoint")))
@@ -82,6 +89,27 @@ def plan_run(cfg: DictConfig) -> Plan:
     return plan
 
 
+def requeued_checkpoint(run_dir: Path) -> Path | None:
+    """The ``last.ckpt`` a requeued SLURM job continues from: SLURM sets ``SLURM_RESTART_COUNT``
+    in a job it requeued (submitit requeues on the time-limit signal), and the job's folder, the
+    same as before, holds a run that did not finish. None in every other case."""
+    try:
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    except ValueError:
+        restarts = 0
+    checkpoint = last_checkpoint(run_dir)
+    if restarts < 1 or not checkpoint.is_file():
+        return None
+    try:
+        status = json.loads((run_dir / METRICS_FILE).read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None  # killed before it could say
+    if status == FINISHED_STATUS:
+        return None
+    log.info("requeued SLURM job (restart %d): continuing the run in %s from its last.ckpt", restarts, run_dir)
+    return checkpoint
+
+
 def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float]:
     """Train from a composed config; returns the last training scalars and evaluation figures
     (``trainer.callback_metrics``). ``callbacks`` run before the config's own (the bench's timers).
@@ -96,6 +124,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] = ()) -> dict[str, float
                          "or +trainer.max_time=DD:HH:MM:SS")
     plan = plan_run(cfg)
     resolve_iterations(cfg, plan.ckpt)  # iterations=auto: a count from this machine's rate (before seeding)
+    if plan.ckpt is not None:
+        check_resumable(plan.ckpt, cfg, plan.checkpoint)
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -146,7 +176,14 @@ def _fit(cfg: DictConfig, plan: Plan, trainer: pl.Trainer, run) -> dict[str, flo
                     weights_only=not cfg.get("trust_checkpoint"))  # plain data only: loading runs no code
     # callback_metrics also come back from spawned DDP workers (STOPPED_BY_SIGNAL among them)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info("finished at GAN iteration %d; checkpoints in %s", metrics.get("train/iteration", 0), checkpoint_dir(plan.run_dir))
+    iteration, budget = int(metrics.get("train/iteration", 0)), run.model.max_iterations
+    finished = not metrics.get(STOPPED_BY_SIGNAL) and (budget is None or iteration >= budget)
+    metrics[FINISHED] = float(finished)
+    if finished:
+        log.info("finished at GAN iteration %d; checkpoints in %s", iteration, checkpoint_dir(plan.run_dir))
+    elif not metrics.get(STOPPED_BY_SIGNAL):  # a trainer limit (a signal's stop is logged by StopOnSignal)
+        log.warning("interrupted at GAN iteration %d of %d by a trainer limit; resume with ckpt_path=%s",
+                    iteration, budget, last_checkpoint(plan.run_dir).resolve())
     return metrics
 
 
@@ -163,11 +200,16 @@ def batch_size_line(per_process: int, world_size: int, num_nodes: int = 1) -> st
 @main_guard
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
-    if metrics.get(STOPPED_BY_SIGNAL):
-        end_sweep_after_signal()
+    if metrics.get(STOPPED_BY_SIGNAL):  # its checkpoint is written: now the signal's own ending
+        exit_after_signal(int(metrics[STOPPED_BY_SIGNAL]))
     name = cfg.get("optimized_metric")
-    return metrics.get(name) if name else None
+    # only a finished run is a result a sweeper may compare
+    return metrics.get(name) if name and metrics.get(FINISHED) else None
 
 
 if __name__ == "__main__":
+    try:  # a group option that does not exist, before Hydra fails on it in many lines
+        check_group_choices(sys.argv[1:])
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     main()

@@ -1,5 +1,6 @@
 """Killed, terminated or interrupted runs leave a loadable checkpoint and resume to their budget."""
 
+import json
 import re
 import signal
 import subprocess
@@ -64,19 +65,25 @@ def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_resume_reaches_the_bud
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_sigint_save_a_checkpoint_and_exit_cleanly(tmp_path, signum):
-    proc = start_training(tmp_path, "iterations=100000")
+def test_sigterm_and_sigint_save_a_checkpoint_say_interrupted_and_exit_with_the_signal_status(tmp_path, signum):
+    name = signal.Signals(signum).name
+    proc = start_training(tmp_path, "iterations=2000")
     ckpt = wait_for_checkpoint(tmp_path, proc, min_iteration=15)
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out[-3000:]
-    assert f"{signal.Signals(signum).name} received" in out
-    stopped = re.search(rf"stopped by {signal.Signals(signum).name} at GAN iteration (\d+); resume with ckpt_path=(\S+)", out)
+    assert proc.returncode == 128 + signum, out[-3000:]  # 143 for SIGTERM, 130 for SIGINT, as a shell reports them
+    assert f"{name} received" in out and "finished at GAN iteration" not in out
+    stopped = re.search(rf"interrupted by {name} at GAN iteration (\d+) of 2000; resume with ckpt_path=(\S+)", out)
     assert stopped, out[-3000:]
     assert Path(stopped.group(2)) == ckpt.resolve()  # the run's real path, wherever it lives
     at = load_checkpoint(ckpt)["gan"]["iteration"]
     assert at == int(stopped.group(1)) >= 15  # saved at the iteration it stopped, not the last period
+    report = json.loads((ckpt.parent.parent / "metrics.json").read_text())
+    assert (report["status"], report["stopped_by"], report["iteration"], report["budget"]) == ("interrupted", name, at, 2000)
     resume_to(tmp_path, ckpt, at + 5)
+    report = json.loads((ckpt.parent.parent / "metrics.json").read_text())
+    assert (report["status"], report["iteration"], report["budget"]) == ("finished", at + 5, at + 5)
+    assert "stopped_by" not in report
 
 
 def test_sigterm_without_a_checkpoint_callback_does_not_claim_one(tmp_path):
@@ -88,7 +95,7 @@ def test_sigterm_without_a_checkpoint_callback_does_not_claim_one(tmp_path):
     time.sleep(1.0)  # training is under way
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out[-3000:]
+    assert proc.returncode == 143, out[-3000:]
     assert "SIGTERM received: stopping after this GAN iteration" in out
     assert "no checkpoint was saved (callbacks.checkpoint is off)" in out
     assert "saving a checkpoint" not in out and "resume with" not in out
@@ -102,7 +109,7 @@ def test_a_signal_during_a_sweep_stops_the_whole_sweep_and_reports_earlier_failu
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert "the sweep stops here" in out, out[-3000:]
-    assert proc.returncode == 1 and "error: 1 sweep jobs failed" in out, out[-3000:]
+    assert proc.returncode == 143 and "error: 1 sweep jobs failed" in out, out[-3000:]
     assert "  job 0 [" in out and "data.batch_size=0: must be a positive integer" in out
     job = ckpt.parent.parent
     assert job.name.startswith("1_") and load_checkpoint(ckpt)["gan"]["iteration"] >= 15  # the stopped job saved its state

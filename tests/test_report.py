@@ -102,8 +102,10 @@ def test_hparams_sit_beside_the_final_metrics_and_metrics_json(finished):
     assert {"val/fid", "val/coverage", "val/precision", "val/recall", "run/wall_time_s"} <= metric_tags
     assert {"val/fid", "run/wall_time_s"} <= set(events.Tags()["scalars"])  # what the tab reads
 
+    assert hparams["status"] == "finished"
     report = json.loads((run / "metrics.json").read_text())
-    assert report["iteration"] == ITERATIONS and report["evaluated_at"] == ITERATIONS
+    assert report["status"] == "finished" and "error" not in report and "stopped_by" not in report
+    assert report["iteration"] == report["budget"] == ITERATIONS and report["evaluated_at"] == ITERATIONS
     assert report["dataset"] == "MNIST" and report["wall_time_s"] > 0
     assert report["metrics"]["val/fid"] == pytest.approx(metrics["val/fid"])
     assert report["metrics"]["val/eval_samples"] == FINAL_SAMPLES
@@ -114,7 +116,8 @@ def test_timelapse_gif_has_one_captioned_frame_per_kept_grid(finished):
     run, _, _ = finished
     samples = run / "samples"
     kept = sorted(int(p.stem.split("_")[-1]) for p in samples.glob("fixed_noise_*.png"))
-    assert kept == [1, 3, 6, 9, 12, 15, 16]  # iteration 1, every sample_every=3, the end
+    # iteration 1, every sample_every=3, 8 frames spread over the budget (every 2nd), the end
+    assert kept == [1, 2, 3, 4, 6, 8, 9, 10, 12, 14, 15, 16]
     with Image.open(samples / "timelapse.gif") as gif:
         assert gif.n_frames == len(kept)
         gif.seek(0)

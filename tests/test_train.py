@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gan.runtime.checkpoints import load_checkpoint
 from gan.runtime.errors import RunError
-from gan.train import train
+from gan.train import FINISHED, train
 from tests.conftest import QUICK
 
 SCALAR_TAGS = {f"train/{k}" for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake")}
@@ -45,10 +45,11 @@ def test_short_run_writes_checkpoint_grids_and_scalars(short_run):
     for tag in SCALAR_TAGS:
         assert [e.step for e in acc.Scalars(tag)] == [2, 4, 6]  # log_every=2, on the iteration axis
     for tag in IMAGE_TAGS:
-        assert [e.step for e in acc.Images(tag)] == [1, 3, 6]  # iteration 1, every 3, the end
+        # iteration 1, every 3, 8 frames over the budget of 6 (so every iteration), the end
+        assert [e.step for e in acc.Images(tag)] == [1, 2, 3, 4, 5, 6]
     probs = [acc.Scalars(f"train/{k}")[-1].value for k in ("d_real", "d_fake", "d_acc_real", "d_acc_fake")]
     assert all(0.0 <= p <= 1.0 for p in probs)
-    assert set(metrics) == SCALAR_TAGS | {"train/iteration"}
+    assert set(metrics) == SCALAR_TAGS | {"train/iteration", FINISHED} and metrics[FINISHED] == 1.0
     assert metrics["train/iteration"] == 6
 
 

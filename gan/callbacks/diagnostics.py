@@ -175,7 +175,7 @@ class Diagnostics(Callback):
         self.warned = set(state_dict.get("warned", []))
 
 
-CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "fid")
+CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 
 
 class LearningCurves(Callback):
@@ -193,7 +193,7 @@ class LearningCurves(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             history: History = pl_module.history
-            floor = (history.floor or {}).get("fid")
-            plot_curves({k: history.series(k) for k in CURVES}, self.path, floor,
+            floors = {n: floor["fid"] for n, floor in history.floors.items() if "fid" in floor}
+            plot_curves({k: history.series(k) for k in CURVES}, self.path, history.series_by_samples("fid"), floors,
                         title=f"{self.dirpath.name}: {pl_module.iteration} GAN iterations")
             log.info("learning curves: %s", self.path)

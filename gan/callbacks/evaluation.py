@@ -23,7 +23,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
-from gan.callbacks.training import StopOnSignal
+from gan.callbacks.training import epoch_budget, evenly_spaced_every, stop_signal
 from gan.runtime.checkpoints import BEST_FID, checkpoint_dir, save_atomically
 from gan.runtime.config import ConfigError, positive_int
 from gan.runtime.files import write_atomically
@@ -117,7 +117,7 @@ class Evaluation(Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every is None:
-            budget = self.budget or _epoch_budget(trainer)
+            budget = self.budget or epoch_budget(trainer)
             self.every = evenly_spaced_every(budget, self.points) if budget else None
             log.info("evaluation every %s GAN iterations (%d samples) and at the end (%d samples)",
                      self.every or "(no budget known: only at the end)", self.n_samples, self.final_samples)
@@ -133,14 +133,14 @@ class Evaluation(Callback):
                 log.warning("%s is not readable: the best FID starts afresh", note)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        at_end = self.final and trainer.should_stop and not _interrupted(trainer)
+        at_end = self.final and trainer.should_stop and stop_signal(trainer) is None
         if at_end or (self.every is not None and pl_module.iteration % self.every == 0):
             self.evaluate(trainer, pl_module, final=at_end)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.last_evaluated == pl_module.iteration or not self.final:
             return
-        if _interrupted(trainer):  # leave the time to the checkpoint; the resumed run evaluates at its end
+        if stop_signal(trainer) is not None:  # leave the time to the checkpoint; the resumed run evaluates at its end
             log.info("training was interrupted: no final evaluation at GAN iteration %d", pl_module.iteration)
             return
         self.evaluate(trainer, pl_module, final=True)
@@ -191,7 +191,7 @@ class Evaluation(Callback):
         improved = metrics["fid"] < self.best_fid
         if improved:
             self.best_fid, self.best_iteration = float(metrics["fid"]), it
-        pl_module.history.add_evaluation(it, metrics, floor)
+        pl_module.history.add_evaluation(it, metrics, floor, n)
         scalars = {f"val/{k}": float(v) for k, v in metrics.items()} | {"val/best_fid": self.best_fid, "val/eval_samples": float(n)}
         floor_scalars = {f"val_floor/{k}": float(v) for k, v in floor.items()}
         trainer.callback_metrics.update(
@@ -224,22 +224,3 @@ class Evaluation(Callback):
             note = json.dumps({"fid": self.best_fid, "iteration": iteration}) + "\n"
             write_atomically(self._note_path(), lambda p: p.write_text(note))
         trainer.strategy.barrier("gan-best-fid-note")
-
-
-def _interrupted(trainer: pl.Trainer) -> bool:
-    """Whether a signal stopped training (:class:`StopOnSignal` records it in ``received``)."""
-    return any(isinstance(cb, StopOnSignal) and cb.received for cb in trainer.callbacks)
-
-
-def evenly_spaced_every(budget: int, points: int) -> int:
-    """The evaluation interval that puts about ``points`` evaluations evenly over ``budget`` GAN
-    iterations (the last of them at or just before the end, which is evaluated anyway)."""
-    return max(1, -(-int(budget) // int(points)))
-
-
-def _epoch_budget(trainer: pl.Trainer) -> int | None:
-    """GAN iterations of a run trained by ``trainer.max_epochs`` (None when that is unlimited)."""
-    epochs, batches = trainer.max_epochs, trainer.num_training_batches
-    if epochs is None or epochs < 0 or not math.isfinite(batches):
-        return None
-    return int(epochs * batches)

@@ -1,6 +1,12 @@
-"""The run's report to the researcher: the TensorBoard layout when training starts, and when it
-ends the hyperparameters beside the final metrics (TensorBoard's HPARAMS tab) and ``metrics.json``
-in the run folder. Rank 0 only; the wall time carries over a resume (it is in the checkpoint).
+"""The run's report to the researcher: the TensorBoard layout when training starts (and the config
+as the other loggers' parameters), and when it ends the hyperparameters beside the final metrics
+(TensorBoard's HPARAMS tab) and ``metrics.json`` in the run folder. Rank 0 only; the wall time
+carries over a resume (it is in the checkpoint).
+
+Every run says how it ended (``status`` in metrics.json and in the HPARAMS record): ``finished``
+(its budget reached), ``interrupted`` (a signal, or a trainer limit, stopped it before the budget:
+it can be resumed) or ``failed`` (an error; ``error`` holds its line). Tools that read runs take
+only ``finished`` runs as results.
 
 List it after the evaluation callback, so the end-of-training evaluation is in the final metrics.
 """
@@ -17,7 +23,11 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.callbacks import Callback
 
+from gan.callbacks.training import stopped_by
+from gan.runtime.errors import error_line
 from gan.runtime.files import write_atomically
+from gan.runtime.runs import FAILED, FINISHED, INTERRUPTED, METRICS_FILE
+from gan.runtime.loggers import log_run_config
 from gan.runtime.tensorboard import (
     HPARAM_METRICS,
     run_hparams,
@@ -28,7 +38,6 @@ from gan.runtime.tensorboard import (
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 WALL_TIME = "run/wall_time_s"
 
 
@@ -55,20 +64,37 @@ class RunReport(Callback):
         if trainer.is_global_zero:
             for writer in tensorboard_writers(trainer):
                 write_layout(writer)
+            log_run_config(trainer, getattr(pl_module, "run_config", None) or {})  # W&B, MLflow, CSV
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        why = stopped_by(trainer, pl_module)
+        self.write(trainer, pl_module, {"status": FINISHED} if why is None else {"status": INTERRUPTED, "stopped_by": why})
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):  # a second Ctrl+C: no checkpoint at this iteration
+            self.write(trainer, pl_module, {"status": INTERRUPTED, "stopped_by": "a second SIGINT (KeyboardInterrupt)"})
+        else:
+            self.write(trainer, pl_module, {"status": FAILED, "error": error_line(exception)})
+
+    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, ending: dict[str, Any]) -> None:
+        """``metrics.json`` (how the run ended, the final figures, every evaluation) and the
+        HPARAMS record, on rank 0."""
         if not trainer.is_global_zero:
             return
         wall = round(self.wall_time(), 1)
         final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "val_floor/"))}
         config = getattr(pl_module, "run_config", None) or {}
+        history = getattr(pl_module, "history", None)
         report = {
+            **ending,
             "iteration": int(pl_module.iteration),
+            "budget": getattr(pl_module, "max_iterations", None),
             "wall_time_s": wall,
             "dataset": (config.get("data") or {}).get("dataset"),
             "evaluated_at": int(final.pop("val/iteration")) if "val/iteration" in final else None,
             "metrics": {k: v for k, v in final.items() if k.startswith("val/")},
             "floor": {k: v for k, v in final.items() if k.startswith("val_floor/")},
+            "evaluations": [{"iteration": it, **values} for it, values in history.evaluations] if history else [],
         }
         assert self.dirpath is not None, "setup() sets the folder"
         write_atomically(self.dirpath / METRICS_FILE, lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
@@ -77,7 +103,7 @@ class RunReport(Callback):
         writers = tensorboard_writers(trainer)
         if not writers:
             return
-        hparams = run_hparams(config, _hydra_choices())
+        hparams = run_hparams(config, _hydra_choices()) | {"status": ending["status"]}
         metrics = {k: final.get(k, wall if k == WALL_TIME else float("nan")) for k in HPARAM_METRICS}
         for writer in writers:
             write_hparams(writer, hparams, metrics)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from pathlib import Path
@@ -26,8 +27,40 @@ from gan.runtime.tensorboard import add_to_loggers
 
 log = logging.getLogger(__name__)
 
-# in train()'s result when a signal (StopOnSignal) ended the run early, its checkpoint saved
+# in train()'s result when a signal (StopOnSignal) ended the run early, its checkpoint saved: the
+# signal's number (SIGTERM's when the signal came to another rank)
 STOPPED_BY_SIGNAL = "train/stopped_by_signal"
+
+
+def evenly_spaced_every(budget: int, points: int) -> int:
+    """The interval that puts about ``points`` events (evaluations, timelapse frames) evenly over
+    ``budget`` GAN iterations (the last of them at or just before the end, which has one anyway)."""
+    return max(1, -(-int(budget) // int(points)))
+
+
+def epoch_budget(trainer: pl.Trainer) -> int | None:
+    """GAN iterations of a run trained by ``trainer.max_epochs`` (None when that is unlimited)."""
+    epochs, batches = trainer.max_epochs, trainer.num_training_batches
+    if epochs is None or epochs < 0 or not math.isfinite(batches):
+        return None
+    return int(epochs * batches)
+
+
+def stop_signal(trainer: pl.Trainer) -> str | None:
+    """The name of the signal that stopped training (:class:`StopOnSignal`), None if none did."""
+    return next((cb.received for cb in trainer.callbacks if isinstance(cb, StopOnSignal) and cb.received), None)
+
+
+def stopped_by(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str | None:
+    """Why training ended before its budget (a signal's name, or a trainer limit such as
+    ``trainer.max_time``); None when it ended because the budget was reached."""
+    received = stop_signal(trainer)
+    if received is not None:
+        return received
+    budget = getattr(pl_module, "max_iterations", None)
+    if budget is not None and pl_module.iteration < budget:
+        return "a trainer limit before the budget"
+    return None
 
 
 def real_vs_generated(real: Tensor, fake: Tensor, nrow: int = 8) -> Tensor:
@@ -41,7 +74,9 @@ def real_vs_generated(real: Tensor, fake: Tensor, nrow: int = 8) -> Tensor:
 
 
 class SampleGrids(Callback):
-    """Every ``every`` GAN iterations (and at the end) draw two grids on the iteration axis.
+    """Every ``every`` GAN iterations, at ``frames`` points spread evenly over the budget (the
+    timelapse's frames, however long the run), at iteration 1 and at the end, draw two grids on the
+    iteration axis.
 
     ``samples/fixed_noise``: G(fixed noise), the same noise every time, so grids compare over time.
     ``samples/real_vs_generated``: the current real batch on top, generated images below.
@@ -49,16 +84,23 @@ class SampleGrids(Callback):
     fixed-noise grid is also kept there as ``fixed_noise_<iteration>.png`` (the timelapse's frames).
     """
 
-    def __init__(self, every: int = 200, dirpath: str | None = None, nrow: int = 8) -> None:
+    def __init__(self, every: int = 200, dirpath: str | None = None, nrow: int = 8, frames: int = 8) -> None:
         self.every = positive_int("sample_every", every)
+        self.frames = positive_int("callbacks.sample_grids.frames", frames)
         self.dirpath = Path(dirpath) if dirpath else None
         self.nrow = nrow
+        self.frame_every: int | None = None  # set from the budget when training starts
         self.last_drawn: int | None = None
         self._last_real: Tensor | None = None
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        budget = getattr(pl_module, "max_iterations", None) or epoch_budget(trainer)
+        self.frame_every = evenly_spaced_every(budget, self.frames) if budget else None
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         it = pl_module.iteration
-        if it % self.every == 0 or it == 1 or trainer.should_stop:
+        frame = self.frame_every is not None and it % self.frame_every == 0
+        if it % self.every == 0 or frame or it == 1 or trainer.should_stop:
             self.draw(trainer, pl_module, batch[0] if isinstance(batch, (list, tuple)) else batch)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -182,6 +224,7 @@ class StopOnSignal(Callback):
 
     def __init__(self) -> None:
         self.received: str | None = None
+        self.signum = signal.SIGTERM  # what another rank's signal counts as
         self._previous: dict[int, Any] = {}
         self._checkpoint: IterationCheckpoint | None = None
 
@@ -192,7 +235,7 @@ class StopOnSignal(Callback):
         name = signal.Signals(signum).name
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.received = name
+        self.received, self.signum = name, signum
         saving = "saving a checkpoint and " if self._checkpoint is not None else ""
         log.warning("%s received: %sstopping after this GAN iteration", name, saving)
 
@@ -212,19 +255,21 @@ class StopOnSignal(Callback):
         if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             self.received = self.received or "a signal on another rank"
             trainer.should_stop = True
-            trainer.callback_metrics[STOPPED_BY_SIGNAL] = torch.tensor(1.0)
+            trainer.callback_metrics[STOPPED_BY_SIGNAL] = torch.tensor(float(self.signum))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
         if self.received is None:
             return
         saved = self._checkpoint is not None and self._checkpoint.last_saved == pl_module.iteration
+        budget = getattr(pl_module, "max_iterations", None)
+        where = f"GAN iteration {pl_module.iteration}" + (f" of {budget}" if budget is not None else "")
         if saved:
-            log.warning("stopped by %s at GAN iteration %d; resume with ckpt_path=%s", self.received,
-                        pl_module.iteration, self._checkpoint.path.resolve())
+            log.warning("interrupted by %s at %s; resume with ckpt_path=%s", self.received, where,
+                        self._checkpoint.path.resolve())
         else:
-            log.warning("stopped by %s at GAN iteration %d; no checkpoint was saved (callbacks.checkpoint is off)",
-                        self.received, pl_module.iteration)
+            log.warning("interrupted by %s at %s; no checkpoint was saved (callbacks.checkpoint is off)",
+                        self.received, where)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._restore()

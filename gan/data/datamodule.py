@@ -8,6 +8,7 @@ folder was searched, which files are expected and how to point the template at a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -76,11 +77,16 @@ def locate_split(root: str | Path, split: str, dataset: str = "MNIST", download:
     folders = _candidate_folders(root, dataset)
     found = [_find_file(folders, n) for n in names]
     if None in found and download:
+        made = [p for p in (folders[0], *folders[0].parents) if not p.exists()]  # deepest first
         try:
             _download(root, dataset)
         except Exception as err:  # any network or filesystem failure ends in the one message below
             log.debug("download failed: %r", err)
         found = [_find_file(folders, n) for n in names]
+        if None in found:  # the failed download leaves no empty folders in the data root
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     if None in found:
         missing = [n for n, f in zip(names, found) if f is None]
         raise DataNotFoundError(

@@ -256,6 +256,10 @@ def load_or_train_classifier(
     """
     recipe = get_recipe(recipe)
     path = weights_path(recipe, directory, dataset)
+    blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():  # refused now, not after the training
+        raise ValueError(f"the classifier cache {path.parent} cannot be used: {blocker} is a file, not a folder; "
+                         f"set {CACHE_ENV} to a folder")
     with torch.random.fork_rng(devices=[]):  # its random initial weights are overwritten: leave the caller's RNG alone
         model = MNISTClassifier(recipe.channels, recipe.feature_dim, recipe.dropout)
     stored = None
@@ -293,15 +297,18 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
+    usage = "usage: python -m gan.metrics.classifier [recipe=full|quick] [data_root=PATH] [dataset=MNIST|FashionMNIST] [force=true]"
     unknown = set(args.keys()) - {"recipe", "data_root", "force", "dataset"}
     if unknown:
-        print(f"error: unknown argument(s) {sorted(unknown)}; usage: python -m gan.metrics.classifier "
-              "[recipe=full|quick] [data_root=PATH] [dataset=MNIST|FashionMNIST] [force=true]", file=sys.stderr)
+        print(f"error: unknown argument(s) {sorted(unknown)}; {usage}", file=sys.stderr)
+        return 2
+    if not isinstance(args.get("force", False), bool):  # a word such as force=maybe must not mean yes
+        print(f"error: force={args.force} must be true or false; {usage}", file=sys.stderr)
         return 2
     try:
         recipe = get_recipe(args.get("recipe", "full"))
         dataset = str(args.get("dataset", "MNIST"))
-        model = load_or_train_classifier(args.get("data_root"), recipe, force=bool(args.get("force", False)), dataset=dataset)
+        model = load_or_train_classifier(args.get("data_root"), recipe, force=args.get("force", False), dataset=dataset)
     except (ValueError, OSError, DataFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -11,20 +11,32 @@ from pathlib import Path
 from gan.runtime.files import write_atomically
 
 Series = Sequence[tuple[float, float]]  # (GAN iteration, value) pairs
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
-def plot_curves(history: Mapping[str, Series], path: str | Path, fid_floor: float | None = None, title: str | None = None) -> Path:
-    """Write a three-panel figure to ``path`` from ``history``, which maps names to (iteration, value) pairs.
+def plot_curves(history: Mapping[str, Series], path: str | Path, fid: Mapping[int | None, Series] | None = None,
+                floors: Mapping[int, float] | None = None, title: str | None = None) -> Path:
+    """Write :func:`curves_figure` to ``path`` as a PNG."""
+    fig = curves_figure(history, fid, floors, title)
+    return write_atomically(path, lambda p: fig.savefig(p, format="png"))
 
-    Recognised names: ``d_loss``, ``g_loss``, ``d_acc_real``, ``d_acc_fake``, ``fid``. Missing ones
-    leave their panel with a note instead of a curve.
+
+def curves_figure(history: Mapping[str, Series], fid: Mapping[int | None, Series] | None = None,
+                  floors: Mapping[int, float] | None = None, title: str | None = None):
+    """A three-panel matplotlib figure: losses and D's accuracies from ``history`` (names to
+    (iteration, value) pairs: ``d_loss``, ``g_loss``, ``d_acc_real``, ``d_acc_fake``), and FID.
+
+    ``fid`` maps each sample count to its points: FID is biased upwards at small counts, so each
+    count is its own series with its own marker, never joined to another count's points, and
+    ``floors`` (count -> the FID of as many real images) draws each count's floor in its colour.
+    Missing data leave their panel with a note instead of a curve.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(15, 4.2), dpi=100)
     FigureCanvasAgg(fig)
-    losses, accuracy, fid = fig.subplots(1, 3)
+    losses, accuracy, fid_ax = fig.subplots(1, 3)
 
     def draw(ax, name: str, label: str, **style) -> bool:
         points = list(history.get(name) or [])
@@ -43,19 +55,25 @@ def plot_curves(history: Mapping[str, Series], path: str | Path, fid_floor: floa
         accuracy.set_ylim(-0.02, 1.02)
     _finish(accuracy, "discriminator accuracy", "accuracy", any(drawn))
 
-    has_fid = draw(fid, "fid", "FID (samples vs MNIST test)", marker="o")
-    if has_fid:
-        if fid_floor is not None:
-            fid.axhline(fid_floor, color="green", ls="--", lw=1, label=f"floor (real data) {fid_floor:.2f}")
-        values = [v for _, v in history["fid"]]
-        if min(values) > 0 and max(values) / min(values) > 20:
-            fid.set_yscale("log")
-    _finish(fid, "FID in the MNIST classifier's features", "FID", has_fid,
+    series = {n: list(points) for n, points in (fid or {}).items() if points}
+    values: list[float] = []
+    for k, (n, points) in enumerate(sorted(series.items(), key=lambda item: (item[0] is None, item[0] or 0))):
+        xs, ys = zip(*points)
+        values += ys
+        counted = f"{n} samples" if n is not None else "samples of unrecorded count"
+        line = fid_ax.plot(xs, ys, marker=MARKERS[k % len(MARKERS)], ls="-" if len(xs) > 1 else "none",
+                           label=f"FID, {counted}")[0]
+        floor = (floors or {}).get(n) if n is not None else None
+        if floor is not None:
+            fid_ax.axhline(floor, color=line.get_color(), ls="--", lw=1, label=f"floor of {n} real images: {floor:.2f}")
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        fid_ax.set_yscale("log")
+    _finish(fid_ax, "FID in the MNIST classifier's features", "FID", bool(series),
             empty="no evaluation ran\n(add callbacks.evaluation)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return write_atomically(path, lambda p: fig.savefig(p, format="png"))
+    return fig
 
 
 def _finish(ax, title: str, ylabel: str, has_data: bool, empty: str = "no data logged") -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from gan.runtime.config import ConfigError, one_of, positive_int
+from gan.runtime.values import ConfigError, one_of, positive_int
 
 CONDITIONINGS = ("projection", "concat", "acgan")
 NUM_CLASSES = 10  # MNIST's digits, Fashion-MNIST's clothes

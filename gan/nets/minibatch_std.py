@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan.runtime.config import ConfigError, fmt, is_int
+from gan.runtime.values import ConfigError, fmt, is_int
 
 
 def group_size_for(batch: int, group_size: int) -> int:

@@ -37,33 +37,51 @@ def iteration_scalars(d_loss: Tensor, g_loss: Tensor, real_logits: Tensor, fake_
 
 
 class History:
-    """What a run has logged, point by point: the averaged training scalars and each evaluation.
-    The callbacks that draw or diagnose (curves, diagnostics) read it from ``pl_module.history``."""
+    """What a run has logged, point by point: the averaged training scalars and each evaluation
+    (with the number of samples it drew, ``eval_samples``, and the real-data floor of that count).
+    The callbacks that draw, diagnose or report (curves, diagnostics, metrics.json) read it from
+    ``pl_module.history``."""
 
     def __init__(self) -> None:
         self.train: list[tuple[int, dict[str, float]]] = []
         self.evaluations: list[tuple[int, dict[str, float]]] = []
-        self.floor: dict[str, float] | None = None
+        self.floor: dict[str, float] | None = None  # the latest evaluation's floor
+        self.floors: dict[int, dict[str, float]] = {}  # sample count -> its floor
 
     def add_train(self, iteration: int, scalars: dict[str, float]) -> None:
         self.train.append((int(iteration), dict(scalars)))
 
-    def add_evaluation(self, iteration: int, metrics: dict[str, float], floor: dict[str, float]) -> None:
-        self.evaluations.append((int(iteration), dict(metrics)))
+    def add_evaluation(self, iteration: int, metrics: dict[str, float], floor: dict[str, float],
+                       samples: int | None = None) -> None:
+        self.evaluations.append((int(iteration), dict(metrics) | ({"eval_samples": int(samples)} if samples else {})))
         self.floor = dict(floor)
+        if samples:
+            self.floors[int(samples)] = dict(floor)
 
     def series(self, key: str) -> list[tuple[int, float]]:
         """``(iteration, value)`` of a training scalar (``d_loss``...) or an evaluation metric (``fid``...)."""
         points = self.train if key in SCALARS or any(key in values for _, values in self.train) else self.evaluations
         return [(it, values[key]) for it, values in points if key in values]
 
+    def series_by_samples(self, key: str) -> dict[int | None, list[tuple[int, float]]]:
+        """An evaluation metric's ``(iteration, value)`` points apart for each sample count (None:
+        evaluations recorded without their count). FID and KID depend on the count, so points of
+        different counts are not one curve."""
+        split: dict[int | None, list[tuple[int, float]]] = {}
+        for it, values in self.evaluations:
+            if key in values:
+                n = values.get("eval_samples")
+                split.setdefault(int(n) if n is not None else None, []).append((it, values[key]))
+        return split
+
     def state_dict(self) -> dict[str, Any]:
-        return {"train": self.train, "evaluations": self.evaluations, "floor": self.floor}
+        return {"train": self.train, "evaluations": self.evaluations, "floor": self.floor, "floors": self.floors}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.train = [(int(it), dict(v)) for it, v in state.get("train", [])]
         self.evaluations = [(int(it), dict(v)) for it, v in state.get("evaluations", [])]
         self.floor = state.get("floor")
+        self.floors = {int(n): dict(f) for n, f in (state.get("floors") or {}).items()}
 
 
 class Bookkeeping:

@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from gan.runtime.config import auto_iterations
 from gan.runtime.errors import ConfigError
@@ -50,6 +51,7 @@ def build_gan(cfg: DictConfig) -> pl.LightningModule:
     if auto_iterations(cfg):
         raise ConfigError("iterations=auto: gan.train fixes the count at start-up from the rate it measures "
                           "(gan.runtime.budget.resolve_iterations); to build a model from this config, set iterations=N")
+    instantiate(cfg.model.noise)  # first: it checks model.noise.dim, which every generator takes as noise_dim
     return instantiate(cfg.model, _convert_="partial")
 
 
@@ -67,7 +69,18 @@ def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback], loggers: list) 
     with open_dict(cfg):
         cfg.trainer.precision = precision  # the run's config records what ran
     rank_zero_info(f"precision: {precision} ({why})")
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except (ValueError, InstantiationException) as err:
+        if isinstance(err, ConfigError):
+            raise
+        cause = err
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        # Lightning's refusal of a trainer.* value names the value and what it takes, in a sentence
+        if not isinstance(cause, (ValueError, MisconfigurationException, ImportError)):
+            raise
+        raise ConfigError(f"trainer: Lightning refuses a trainer.* setting: {' '.join(str(cause).split())}") from None
 
 
 def check_accelerator(accelerator: str) -> None:

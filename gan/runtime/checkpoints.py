@@ -129,7 +129,13 @@ def checkpoint_config(ckpt: dict, path: str | Path) -> DictConfig:
         run = run_dir_of(Path(path))
         if run is None or not (run / CONFIG_FILE).is_file():
             raise RunError(f"{path} carries no config and no {CONFIG_FILE} lies in its run folder")
-        cfg = OmegaConf.load(run / CONFIG_FILE)
+        try:
+            cfg = OmegaConf.load(run / CONFIG_FILE)
+        except Exception as err:  # a hand edit that is not YAML any more
+            reason = " ".join(str(err).split())
+            raise RunError(f"{path} carries no config, and its run's {run / CONFIG_FILE} cannot be read "
+                           f"({type(err).__name__}: {reason}); restore that file, or pass a checkpoint "
+                           "that carries its config") from None
     for net in ("generator", "discriminator"):
         target = OmegaConf.select(cfg, f"model.{net}._target_")
         for old, new in RENAMED_TARGETS.items():
@@ -173,3 +179,17 @@ def check_fits(ckpt: dict, model: torch.nn.Module, path: str | Path) -> None:
             want = f"{b[i][0]} {list(b[i][1])}" if i < len(b) else "nothing more"
             raise RunError(f"{path} does not fit this model: its {network} differs at tensor {i + 1}, {have} in the "
                            f"checkpoint but {want} here; {hint}")
+
+
+def check_resumable(ckpt: dict, cfg: DictConfig, path: Path) -> None:
+    """Refuse a resume that could only go wrong: a budget below the iteration the checkpoint has
+    reached (it would rewrite the run's files with a shorter budget), or another dataset than the
+    one the checkpoint was trained on (it would train on the wrong images, silently)."""
+    at, budget = int(ckpt["gan"]["iteration"]), cfg.get("iterations")
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget < at:
+        raise RunError(f"iterations={budget}: {path} is already at GAN iteration {at}; set iterations above {at} "
+                       f"to train on, or sample from it with python -m gan.sample ckpt={path}")
+    theirs = (((ckpt["gan"].get("config") or {}).get("data")) or {}).get("dataset")
+    if theirs and theirs != cfg.data.get("dataset"):
+        raise RunError(f"{path} was trained on {theirs}, but data.dataset={cfg.data.get('dataset')}: resume with "
+                       f"the data of the run that wrote it (data.dataset={theirs})")

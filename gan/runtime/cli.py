@@ -7,15 +7,19 @@ checks here raise it. Hydra's own command line (``gan.train``) is checked by :mo
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+
+# the largest seed= a torch generator takes (torch.Generator.manual_seed)
+MAX_SEED = 2**64 - 1
 
 
 class UsageError(ValueError):
@@ -37,8 +41,9 @@ def parse_args(argv: list[str], keys: Iterable[str]) -> DictConfig:
     return args
 
 
-def whole_number(args: DictConfig, key: str, default: int | None, least: int | None = None) -> int | None:
-    """``args[key]`` as an int (``default`` when absent), at least ``least``; else one line naming it."""
+def whole_number(args: DictConfig, key: str, default: int | None, least: int | None = None,
+                 most: int | None = None) -> int | None:
+    """``args[key]`` as an int (``default`` when absent), from ``least`` to ``most``; else one line naming it."""
     value = args.get(key, default)
     if value is None:
         return None
@@ -47,11 +52,15 @@ def whole_number(args: DictConfig, key: str, default: int | None, least: int | N
     value = int(value)
     if least is not None and value < least:
         raise UsageError(f"{key}={value} must be at least {least}")
+    if most is not None and value > most:
+        raise UsageError(f"{key}={value} must be at most {most}")
     return value
 
 
 def device_arg(args: DictConfig, default: str = "cpu") -> str:
     """``device=``: ``cpu``, or ``cuda``/``cuda:N`` where torch sees that GPU."""
+    import torch  # here, not at the top: the tools that take no device= start without it
+
     device = str(args.get("device", default))
     try:
         parsed = torch.device(device)
@@ -69,7 +78,8 @@ def device_arg(args: DictConfig, default: str = "cpu") -> str:
 
 def writable_output(key: str, value: str, suffixes: tuple[str, ...]) -> Path:
     """Check now, before any work, that ``value`` has one of ``suffixes`` and that a file can be
-    written there (its folder exists or can be made, and takes a new file)."""
+    written there (its folder exists or can be made, and takes a new file). Folders made for the
+    check are removed again: the writer makes them when it writes, so a run refused later leaves none."""
     path = Path(str(value)).expanduser()
     if path.suffix not in suffixes:
         raise UsageError(f"{key}={value} must end in {' or '.join(suffixes)}")
@@ -79,6 +89,7 @@ def writable_output(key: str, value: str, suffixes: tuple[str, ...]) -> Path:
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise UsageError(f"{key}={value} cannot be written: {existing} is a file, not a folder")
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.probe-")
@@ -86,4 +97,8 @@ def writable_output(key: str, value: str, suffixes: tuple[str, ...]) -> Path:
         os.unlink(probe)
     except OSError as err:
         raise UsageError(f"{key}={value} cannot be written: {err.strerror or err} ({folder})") from None
+    finally:
+        for new in made:  # deepest first
+            with contextlib.suppress(OSError):
+                new.rmdir()
     return path

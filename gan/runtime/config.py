@@ -1,9 +1,9 @@
 """Checks of a composed config's *keys* before anything is built.
 
 The values are checked where they are used: each constructor (the data module, the GAN, the noise
-prior, the callbacks) raises :class:`gan.runtime.errors.ConfigError` naming its key, with the helpers below,
-and :func:`gan.runtime.build.instantiate` lets that error through unwrapped. What is left here is what no
-constructor can see:
+prior, the callbacks) raises :class:`gan.runtime.errors.ConfigError` naming its key, with the helpers
+of :mod:`gan.runtime.values` (re-exported here), and :func:`gan.runtime.build.instantiate` lets that
+error through unwrapped. What is left here is what no constructor can see:
 
 - unknown keys, against the signature of the node's ``_target_`` (with "did you mean"), and against
   the keys of the root config ``conf/train.yaml`` at the top level: a new top-level setting is
@@ -25,6 +25,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan.runtime.errors import ConfigError
+# the value checks need no config library (the networks import them); re-exported here beside the key checks
+from gan.runtime.values import boolean, fmt, is_int, one_of, positive_int, weight  # noqa: F401
 
 # The root config: its keys (and the groups of its defaults list) are the top level's allowed keys.
 ROOT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "train.yaml"
@@ -43,6 +45,32 @@ AUTO_ITERATIONS = "auto"
 
 
 # ---------------------------------------------------------------------------------- validation
+def check_group_choices(argv: Iterable[str], conf_dir: Path = ROOT_CONFIG.parent) -> None:
+    """Refuse a ``group=option`` word of the command line whose option ``conf/<group>/`` lacks
+    (``loss=hing``), naming the nearest one: Hydra would fail on it while composing, in many
+    lines, before anything of the template runs. Values of a sweep (``model=mlp,dcgan``) are each
+    checked; sweeper expressions (``choice(...)``), ``null`` and nested groups (``hydra/launcher``)
+    are left to Hydra, and so is everything when the command line adds config folders."""
+    argv = list(argv)
+    if any(w.startswith(("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")) for w in argv):
+        return
+    for word in argv:
+        if word.startswith("-") or "=" not in word:
+            continue
+        key, value = word.split("=", 1)
+        group = key.lstrip("+~").split("@", 1)[0]
+        folder = conf_dir / group
+        if not group or "/" in group or "." in group or not folder.is_dir() or "(" in value:
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        for option in (o.strip() for o in value.split(",")):
+            if option in ("", "null") or option in options:
+                continue
+            near = difflib.get_close_matches(option, options, n=1, cutoff=0.5)
+            hint = f"did you mean {group}={near[0]}? " if near else ""
+            raise ConfigError(f"{group}={option}: conf/{group}/ has no such option; {hint}(options: {', '.join(options)})")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` (one line: key, value, what is allowed) for a config whose keys
     the template cannot run; return None for a good one. The values are the constructors' to check."""
@@ -196,6 +224,12 @@ def _check_values(cfg: DictConfig) -> None:
         value = _select(cfg, key)
         if value is not _ABSENT and not (_positive(value) and value < float("inf")):
             raise ConfigError(f"{key}={fmt(value)}: must be a positive number")
+    # Adam's betas, which torch also checks only inside fit (a short list fails there with an IndexError)
+    for key in ("model.optimizer_g.betas", "model.optimizer_d.betas"):
+        value = _select(cfg, key)
+        if value is not _ABSENT and not (isinstance(value, (ListConfig, list, tuple)) and len(value) == 2
+                                         and all(_number(b) and 0 <= b < 1 for b in value)):
+            raise ConfigError(f"{key}={fmt(value)}: must be two numbers in [0, 1), e.g. [0.5, 0.999]")
     # a schedule over the budget is built inside fit: check that there is a budget now
     for key in ("model.updates.scheduler_g", "model.updates.scheduler_d"):
         target = _select(cfg, f"{key}._target_")
@@ -240,55 +274,23 @@ def _check_loss_requirements(cfg: DictConfig) -> None:
             raise ConfigError(f"{given}: loss={name} needs model.{key}{needed}")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-# ---------------------------------------------------------------------------------- value checks
-# Used by the constructors (data module, GAN, noise prior, callbacks): each check lives where the
-# value is used, and names the config key it came from.
+# ---------------------------------------------------------------------------------- helpers
+# (the value checks the constructors use, each naming its config key, are in gan.runtime.values)
 def _select(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=_ABSENT)
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def auto_iterations(cfg: DictConfig) -> bool:
     """Whether ``cfg`` leaves its iteration count to be measured (``iterations=auto``)."""
     return cfg.get("iterations") == AUTO_ITERATIONS
-
-
-def positive_int(key: str, value: Any, nullable: bool = False) -> int | None:
-    """``value`` as an int if it is a positive integer (or None, if ``nullable``); else ConfigError."""
-    if nullable and value is None:
-        return None
-    if not (is_int(value) and value > 0):
-        raise ConfigError(f"{key}={fmt(value)}: must be a positive integer" + (" or null" if nullable else ""))
-    return int(value)
-
-
-def weight(key: str, value: Any) -> float:
-    """``value`` as a float if it is a number >= 0 (a loss term's weight; 0 switches it off); else ConfigError."""
-    if not (isinstance(value, (int, float)) and value >= 0):
-        raise ConfigError(f"{key}={fmt(value)}: must be a number >= 0 (0 switches it off)")
-    return float(value)
-
-
-def boolean(key: str, value: Any) -> bool:
-    """``value`` if it is true or false; else ConfigError."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}={fmt(value)}: must be true or false")
-    return value
-
-
-def one_of(key: str, value: Any, choices: Iterable[Any]) -> Any:
-    """``value`` if it is one of ``choices``; else ConfigError listing them."""
-    choices = tuple(choices)
-    if value not in choices:
-        raise ConfigError(f"{key}={fmt(value)}: must be one of {', '.join(str(c) for c in choices)}")
-    return value
 
 
 def _path(where: str, key: str) -> str:
@@ -301,25 +303,3 @@ def _raw(node: DictConfig, key: Any) -> Any:
         return node[key]
     except Exception:
         return OmegaConf.to_container(node, resolve=False).get(key)
-
-
-def fmt(value: Any) -> str:
-    """A value as one would write it on the command line."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        try:
-            value = OmegaConf.to_container(value, resolve=True)
-        except Exception:
-            value = OmegaConf.to_container(value, resolve=False)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(fmt(v) for v in value) + "]"
-    if isinstance(value, str):
-        return repr(value) if value == "" or value.strip() != value else value
-    return str(value)
-
-

@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,15 +30,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gan.runtime.files import write_atomically
+from gan.runtime.values import ConfigError  # defined without Hydra, for the networks
 from gan.data.idx import DataFileError
 
 log = logging.getLogger(__name__)
 
 FAILURES_DIR = "failures"
-
-
-class ConfigError(ValueError):
-    """A composed config that asks for something the template cannot do."""
 
 
 class RunError(RuntimeError):
@@ -171,24 +169,68 @@ def _swept_keys(sweep_overrides: list[str]) -> set[str] | None:
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
-def end_sweep_after_signal() -> None:
-    """After SIGTERM/SIGINT stopped a job (its checkpoint saved), end the process when Hydra's basic
-    launcher runs the sweep's jobs one after another in it, so Ctrl+C stops the sweep rather than
-    starting the next job: exit 0, or 1 with the list of jobs that failed before. A single run
-    returns normally (exit 0), and so does a job under another launcher (submitit), whose other
-    jobs were submitted at once and get their own signals.
+def exit_after_signal(signum: int) -> None:
+    """End the process the way the signal that stopped training asks for, now that its checkpoint
+    is written (:class:`gan.callbacks.training.StopOnSignal` deferred it to the end of the GAN
+    iteration and has put the handlers of before the run back).
+
+    - When something installed a Python handler for it before the run (a cluster launcher's:
+      submitit's for SIGUSR2 writes its own checkpoint record, requeues the SLURM job and exits;
+      its SIGTERM handler only logs), that handler gets the signal now; if it returns, so does this.
+    - Otherwise the process exits with the shell's status for the signal, 128 + its number (130 for
+      SIGINT, 143 for SIGTERM), so a script or a results table can tell the run from a finished one.
+      A sweep run by Hydra's basic launcher ends there too: its later jobs are not started, and
+      the jobs that failed before are listed first.
     """
-    if not in_multirun():
+    handler = signal.getsignal(signum)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signum, None)
         return
-    hc = HydraConfig.get()
-    if hc.launcher.get("_target_") != BASIC_LAUNCHER:
-        return
-    folder = failures_dir(hc)
-    records = read_failures(folder)
-    log.warning("the sweep stops here: the jobs after job %s are not started", hc.job.num)
-    if records:
-        sys.exit(report(records, [], None, folder))
-    sys.exit(0)
+    if in_multirun():
+        hc = HydraConfig.get()
+        if hc.launcher.get("_target_") == BASIC_LAUNCHER:
+            log.warning("the sweep stops here: the jobs after job %s are not started", hc.job.num)
+            folder = failures_dir(hc)
+            records = read_failures(folder)
+            if records:
+                print(report(records, [], None, folder), file=sys.stderr)
+    sys.exit(128 + int(signum))
+
+
+class SearchSpaceCheck(Callback):
+    """Before a sweep starts, refuse in one line a searched key (``hydra.sweeper.params``) that the
+    composed config does not have: a search space is written for one recipe (conf/hparams_search/
+    optuna.yaml for the default one), and without this check the sweeper fails at its first trial
+    with Hydra's "Could not override" and a traceback. Keys added on purpose (``+key``) and config
+    groups (``model: choice(...)``) are not checked."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        missing = missing_search_keys(config)
+        if not missing:
+            return
+        choices = config.hydra.runtime.choices
+        space = (f"conf/hparams_search/{choices.hparams_search}.yaml" if choices.get("hparams_search")
+                 else "hydra.sweeper.params")
+        recipe = (f"experiment={choices.experiment}" if choices.get("experiment")
+                  else f"model={choices.get('model')}")
+        default = "the default recipe's" if choices.get("hparams_search") == "optuna" else "written for another recipe"
+        sys.exit(f"error: the search space of {space} is {default}; {recipe} has no {', '.join(missing)}: "
+                 "use model=modern_dcgan or write a space for it")
+
+
+def missing_search_keys(config: DictConfig) -> list[str]:
+    """The keys of ``hydra.sweeper.params`` that ``config`` lacks (or holds under a null node)."""
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    groups = set(config.hydra.runtime.choices.keys())
+    absent = object()
+    missing = []
+    for key in params:
+        key = str(key)
+        if key.startswith("+") or key in groups:
+            continue
+        if OmegaConf.select(config, key.lstrip("~"), default=absent, throw_on_resolution_failure=False) is absent:
+            missing.append(key)
+    return missing
 
 
 class SweepFailures(Callback):

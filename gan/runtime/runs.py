@@ -11,7 +11,9 @@ import socket
 import sys
 import time
 from importlib import metadata
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -22,9 +24,24 @@ from gan.runtime.files import write_atomically
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"  # how the run ended and its figures (gan.callbacks.report)
+# a run's status in METRICS_FILE: its budget reached; stopped before it (a signal, a trainer limit:
+# it can be resumed); ended by an error. Only finished runs are results.
+FINISHED, INTERRUPTED, FAILED = "finished", "interrupted", "failed"
 VERSIONS_FILE = "versions.json"
 PARENT_FILE = "parent.json"  # a run resumed from another run's checkpoint: where it came from
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "hydra-core", "omegaconf", "torchmetrics", "tensorboard", "numpy")
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A run's resolved config (nested dicts) as ``{"a.b.c": value}``, its keys as on the command
+    line; None, lists and empty sections are leaves."""
+    if isinstance(node, Mapping) and node:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: node} if prefix else {}
 
 
 def package_versions() -> dict[str, str]:
@@ -78,6 +95,19 @@ def _alive(pid: int, start: str | None) -> bool:
     return start is None or now is None or now == start
 
 
+def lock_owner(run_dir: str | Path) -> dict | None:
+    """The owner named in ``<run_dir>/.lock`` (pid, host, start, since) while it may still write the
+    run: a live process on this host, or any process on another host (which cannot be checked from
+    here; :class:`RunLock` refuses those too). None without a lock, and for a lock that the next
+    writer would take over (its process no longer runs, or the file is unreadable)."""
+    try:
+        owner = json.loads((Path(run_dir) / LOCK_FILE).read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return owner if host != socket.gethostname() or _alive(pid, owner.get("start")) else None
+
+
 class RunLock:
     """One writer per run folder: ``<run>/.lock``, created exclusively, names the process that
     writes the run (pid, host, start). A second run into the folder is refused with one line; a
@@ -110,7 +140,11 @@ class RunLock:
 
     def check_free(self) -> None:
         """Refuse now, naming the other process, if a live run holds the folder (a stale lock is
-        left for :meth:`acquire` to take over)."""
+        left for :meth:`acquire` to take over), and a folder that is a file or lies under one."""
+        blocker = next((p for p in (self.run_dir, *self.run_dir.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise RunError(f"{self.run_dir} cannot hold a run: {blocker} is a file, not a folder; "
+                           "choose a folder with paths.output_dir=...")
         if self.path.exists():
             self._take_over_if_stale(dry_run=True)
 

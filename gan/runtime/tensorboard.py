@@ -17,6 +17,10 @@ from omegaconf import OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+# Pictures and texts go to every kind of logger through one function (W&B, MLflow, TensorBoard);
+# the callbacks import it from here.
+from gan.runtime.loggers import add_to_loggers  # noqa: F401
+
 # Custom scalars: category -> chart title -> tags. Tags are regular expressions to TensorBoard,
 # hence anchored (``val/fid`` alone would also draw ``val/fid_raw``).
 LAYOUT: dict[str, dict[str, list[str]]] = {
@@ -62,15 +66,6 @@ _floor_counts_written: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def tensorboard_writers(trainer: pl.Trainer) -> list[Any]:
     """The ``SummaryWriter`` of each TensorBoard logger of ``trainer``."""
     return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-
-
-def add_to_loggers(trainer: pl.Trainer, kind: str, tag: str, value: Any, step: int) -> None:
-    """``experiment.add_<kind>(tag, value, global_step=step)`` on every logger whose experiment has
-    it (``kind``: ``image`` or ``text``; TensorBoard's and any other writer of that shape)."""
-    for logger in trainer.loggers:
-        add = getattr(getattr(logger, "experiment", None), f"add_{kind}", None)
-        if callable(add):
-            add(tag, value, global_step=step)
 
 
 def write_layout(writer: Any, layout: Mapping[str, Mapping[str, list[str]]] = LAYOUT) -> None:
