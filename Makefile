@@ -35,7 +35,7 @@ test-gpu: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run $(ARGS)
 
-## training speed alone and beside a second training, per OpenMP thread setting -> outputs/bench_contention.json (about 15 min)
+## training speed alone and beside a second training, per OpenMP thread setting -> outputs/bench_contention.json (about 25 min)
 bench-contention: $(STAMP)
 	$(PY) -m bench.contention $(ARGS)
 

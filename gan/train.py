@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from gan.runtime.budget import resolve_iterations
 from gan.runtime.build import build_run, build_trainer
-from gan.callbacks.training import STOPPED_BY_SIGNAL
+from gan.callbacks.training import STOPPED_BY_SIGNAL, early_stop
 from gan.runtime.checkpoints import (
     check_fits,
     check_resumable,
@@ -176,12 +177,14 @@ def _fit(cfg: DictConfig, plan: Plan, trainer: pl.Trainer, run) -> dict[str, flo
                     weights_only=not cfg.get("trust_checkpoint"))  # plain data only: loading runs no code
     # callback_metrics also come back from spawned DDP workers (STOPPED_BY_SIGNAL among them)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # from the metrics, not the model: a spawned DDP worker's model is not this process's
     iteration, budget = int(metrics.get("train/iteration", 0)), run.model.max_iterations
-    finished = not metrics.get(STOPPED_BY_SIGNAL) and (budget is None or iteration >= budget)
-    metrics[FINISHED] = float(finished)
-    if finished:
+    signum = int(metrics.get(STOPPED_BY_SIGNAL, 0))
+    why = early_stop(signal.Signals(signum).name if signum else None, iteration, budget)
+    metrics[FINISHED] = float(why is None)
+    if why is None:
         log.info("finished at GAN iteration %d; checkpoints in %s", iteration, checkpoint_dir(plan.run_dir))
-    elif not metrics.get(STOPPED_BY_SIGNAL):  # a trainer limit (a signal's stop is logged by StopOnSignal)
+    elif not signum:  # a trainer limit (a signal's stop is logged by StopOnSignal)
         log.warning("interrupted at GAN iteration %d of %d by a trainer limit; resume with ckpt_path=%s",
                     iteration, budget, last_checkpoint(plan.run_dir).resolve())
     return metrics

@@ -2,6 +2,9 @@
 
 import logging
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from omegaconf import open_dict
 from gan.runtime.build import build_gan
 from gan.runtime.checkpoints import load_checkpoint
 from gan.train import batch_size_line, train
-from tests.conftest import QUICK
+from tests.conftest import PROJECT, QUICK
 
 
 def test_bf16_mixed_precision_trains_with_manual_backward(make_cfg):
@@ -99,3 +102,16 @@ def test_gpu_training_in_every_precision(make_cfg, precision):
     metrics = train(cfg)
     assert metrics["train/iteration"] == 6
     assert all(math.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({}, "1000"),  # the template's short spin
+    ({"GOMP_SPINCOUNT": "300000"}, "300000"),  # the user's own value wins
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, None),  # a wait policy of the user's: no spin count is added
+])
+def test_importing_gan_sets_a_short_openmp_spin_unless_the_environment_has_its_own(given, expected):
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")} | given
+    done = subprocess.run([sys.executable, "-c", "import gan, os; print(os.environ.get('GOMP_SPINCOUNT'))"],
+                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(expected)

@@ -51,16 +51,20 @@ def stop_signal(trainer: pl.Trainer) -> str | None:
     return next((cb.received for cb in trainer.callbacks if isinstance(cb, StopOnSignal) and cb.received), None)
 
 
-def stopped_by(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str | None:
-    """Why training ended before its budget (a signal's name, or a trainer limit such as
-    ``trainer.max_time``); None when it ended because the budget was reached."""
-    received = stop_signal(trainer)
-    if received is not None:
-        return received
-    budget = getattr(pl_module, "max_iterations", None)
-    if budget is not None and pl_module.iteration < budget:
+def early_stop(signal_name: str | None, iteration: int, budget: int | None) -> str | None:
+    """Why training ended before its budget: the signal that stopped it, or a trainer limit (such
+    as ``trainer.max_time``) when it ended short of ``budget`` without one; None when it ended
+    because the budget was reached (or, without a budget, its epochs)."""
+    if signal_name is not None:
+        return signal_name
+    if budget is not None and iteration < budget:
         return "a trainer limit before the budget"
     return None
+
+
+def stopped_by(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str | None:
+    """:func:`early_stop` of a run that has just ended, in its own process."""
+    return early_stop(stop_signal(trainer), pl_module.iteration, getattr(pl_module, "max_iterations", None))
 
 
 def real_vs_generated(real: Tensor, fake: Tensor, nrow: int = 8) -> Tensor:
