@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gan.runtime.cli import MAX_SEED, UsageError, device_arg, parse_args, whole_number, writable_output
+from gan.runtime.cli import MAX_SEED, UsageError, device_arg, parse_args, run_tool, whole_number, writable_output
 from gan.runtime.config import boolean
-from gan.runtime.errors import ConfigError, RunError
+from gan.runtime.errors import RunError
 from gan.runtime.files import write_atomically
 from gan.metrics.generate import balanced_labels, load_run, num_classes, sample_images
 from gan.data.datamodule import DATASETS
@@ -159,17 +159,8 @@ def check_args(argv: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = check_args(list(sys.argv[1:] if argv is None else argv))
-    except (UsageError, ConfigError) as err:
-        print(f"error: {err}\n{USAGE}", file=sys.stderr)
-        return 2
-    try:
-        run(args)
-    except (RunError, DataFileError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(list(sys.argv[1:] if argv is None else argv), check_args, run, USAGE,
+                    (RunError, DataFileError, ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from gan.data.images import output_range
 from gan.metrics.generate import num_classes, rebuild_generator, uses_ema
 from gan.nets.portable import SUFFIX, FORMAT, FORMAT_VERSION, ExportError, generator_class, load_exported, seal
 from gan.runtime.checkpoints import load_checkpoint
-from gan.runtime.cli import UsageError, parse_args, writable_output
+from gan.runtime.cli import UsageError, parse_args, run_tool, writable_output
 from gan.runtime.config import boolean
-from gan.runtime.errors import ConfigError, RunError
+from gan.runtime.errors import RunError
 from gan.runtime.files import write_atomically
 
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -101,24 +101,20 @@ def check_args(argv: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = check_args(list(sys.argv[1:] if argv is None else argv))
-    except (UsageError, ConfigError) as err:
-        print(f"error: {err}\n{USAGE}", file=sys.stderr)
-        return 2
+    return run_tool(list(sys.argv[1:] if argv is None else argv), check_args, export_as_asked, USAGE,
+                    (RunError, ValueError, OSError))
+
+
+def export_as_asked(args: DictConfig) -> None:
+    """:func:`export` as the checked command line asks, and the line that says what was written."""
     ckpt, out = Path(str(args.ckpt)).expanduser(), Path(str(args.get("out", "generator" + SUFFIX))).expanduser()
-    try:
-        fields = export(ckpt, out, ema=args.get("ema", True), trust=args.get("trust_checkpoint", False))
-    except (RunError, ValueError, OSError) as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
+    fields = export(ckpt, out, ema=args.get("ema", True), trust=args.get("trust_checkpoint", False))
     which = "EMA generator" if fields["weights"] == "ema" else "raw generator"
     if args.get("ema", True) and fields["weights"] == "raw":
         which += " (the run kept no EMA)"
     kind = "conditional " if fields["conditional"] else ""
     print(f"wrote {out}: the {kind}{which} of {ckpt} (iteration {fields['iteration']}, {fields['dataset']}); "
           "load it with gan.nets.portable.load_exported_generator, or pass it to gan.sample as ckpt=")
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,12 +10,16 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from gan.runtime.values import ConfigError
 
 
 # the largest seed= a torch generator takes (torch.Generator.manual_seed)
@@ -24,6 +28,24 @@ MAX_SEED = 2**64 - 1
 
 class UsageError(ValueError):
     """A command line the tool cannot run as written (status 2)."""
+
+
+def run_tool(argv: list[str], check: Callable[[list[str]], Any], work: Callable[[Any], None], usage: str,
+             refused: tuple[type[BaseException], ...]) -> int:
+    """A small tool's main: ``check(argv)`` turns the command line into its arguments, refusing a
+    wrong one (``error:`` and ``usage`` on stderr, status 2) before any work; ``work(args)`` does
+    the job, and an error of ``refused`` (the user's to fix) is one ``error:`` line, status 1."""
+    try:
+        args = check(argv)
+    except (UsageError, ConfigError) as err:
+        print(f"error: {err}\n{usage}", file=sys.stderr)
+        return 2
+    try:
+        work(args)
+    except refused as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def parse_args(argv: list[str], keys: Iterable[str]) -> DictConfig:
