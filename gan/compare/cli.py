@@ -16,7 +16,7 @@ from gan.compare.groups import SORT_EXTRAS, describe, group_runs, sort_groups
 from gan.compare.plot import plot_fid
 from gan.compare.runs import METRICS, NothingToCompare, collect
 from gan.compare.tables import csv_text, json_report, markdown, shown_path
-from gan.runtime.cli import UsageError, writable_output
+from gan.runtime.cli import UsageError, run_tool, writable_output
 
 FORMATS = ("markdown", "csv", "json")
 USAGE = ("usage: python -m gan.compare PATH... [--format markdown|csv|json] [--sort METRIC] [--plot FID.png]\n"
@@ -86,20 +86,15 @@ def compare(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except UsageError as err:
-        print(f"error: {err}\n{USAGE}", file=sys.stderr)
-        return 2
-    try:
-        text = compare(args)
-    except (NothingToCompare, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_tool(list(sys.argv[1:] if argv is None else argv), parse, show, USAGE, (NothingToCompare, OSError))
+
+
+def show(args: argparse.Namespace) -> None:
+    """Print the comparison ``args`` asks for (and say where the plot went)."""
+    text = compare(args)
     try:
         print(text)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of the comparison
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python flushes stdout at exit)
     if args.plot is not None:
         print(f"wrote {args.plot}", file=sys.stderr)
-    return 0
