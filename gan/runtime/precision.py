@@ -1,8 +1,8 @@
 """``trainer.precision=auto``: bf16 mixed precision where bf16 is faster on this hardware, full
 fp32 elsewhere.
 
-On a CPU the bf16 flags alone do not tell: three machines of this workplace, all measured
-(../shared/MACHINE.md, README "Precision"), reported bf16 instructions and ran a bf16 matrix product
+On a CPU the bf16 flags alone do not tell: three 2-core machines we measured (README, "GPU,
+precision and hardware"; docs/hardware.md) reported bf16 instructions and ran a bf16 matrix product
 at 6.8x (AMX), 2.1x and 0.5x (AVX512_BF16 without AMX) the fp32 rate. So on a CPU that reports them,
 ``auto`` times one bf16 and one fp32 matrix product (a fraction of a second, once per process) and
 takes bf16 only when it is at least :data:`MIN_BF16_SPEEDUP` times faster; the log line gives both rates.
@@ -20,7 +20,7 @@ AUTO = "auto"
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # bf16 autocast casts every weight and activation at each step (about 12% of the default recipe's
 # iteration in make profile), so a matrix product must be clearly faster for the whole step to be:
-# a 2.1x product gave 1.67x on the cs231n DCGAN (../shared/MACHINE.md)
+# a 2.1x product gave 1.67x on the cs231n DCGAN (an AVX-512 BF16 machine without AMX)
 MIN_BF16_SPEEDUP = 1.5
 PROBE_SIZE = 1024
 
