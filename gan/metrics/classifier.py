@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan.data import ROOT_ENV, load_split
-from gan.runtime.files import write_atomically
+from gan.runtime.files import file_in_the_way, write_atomically
 from gan.data.idx import DataFileError
 from gan.runtime.memory import release_free_memory
 
@@ -256,8 +256,8 @@ def load_or_train_classifier(
     """
     recipe = get_recipe(recipe)
     path = weights_path(recipe, directory, dataset)
-    blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():  # refused now, not after the training
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:  # refused now, not after the training
         raise ValueError(f"the classifier cache {path.parent} cannot be used: {blocker} is a file, not a folder; "
                          f"set {CACHE_ENV} to a folder")
     with torch.random.fork_rng(devices=[]):  # its random initial weights are overwritten: leave the caller's RNG alone

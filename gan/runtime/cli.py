@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gan.runtime.files import file_in_the_way
 from gan.runtime.values import ConfigError
 
 
@@ -108,9 +109,9 @@ def writable_output(key: str, value: str, suffixes: tuple[str, ...]) -> Path:
     if path.is_dir():
         raise UsageError(f"{key}={value} is a folder; name a file in it")
     folder = path.parent
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UsageError(f"{key}={value} cannot be written: {existing} is a file, not a folder")
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        raise UsageError(f"{key}={value} cannot be written: {blocker} is a file, not a folder")
     made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)

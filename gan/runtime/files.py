@@ -8,6 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file that keeps ``folder`` from being a folder: ``folder`` itself or its nearest
+    existing parent, when that is not a folder; None when ``folder`` is or can be made one."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def temporary_name(path: Path) -> Path:
     """A hidden name beside ``path``, unique to this call (two writers never share one), that keeps
     the suffix so writers that dispatch on it still work."""

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gan.runtime.errors import RunError
-from gan.runtime.files import write_atomically
+from gan.runtime.files import file_in_the_way, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,8 @@ class RunLock:
     def check_free(self) -> None:
         """Refuse now, naming the other process, if a live run holds the folder (a stale lock is
         left for :meth:`acquire` to take over), and a folder that is a file or lies under one."""
-        blocker = next((p for p in (self.run_dir, *self.run_dir.parents) if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
+        blocker = file_in_the_way(self.run_dir)
+        if blocker is not None:
             raise RunError(f"{self.run_dir} cannot hold a run: {blocker} is a file, not a folder; "
                            "choose a folder with paths.output_dir=...")
         if self.path.exists():
